@@ -1,0 +1,271 @@
+//! Redis connection settings: the raw, deserializable form the binary layers
+//! from defaults, the TOML file, the environment and flags, and the checked
+//! form everything else uses.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{QueueError, Result};
+use crate::keys::DROVER_NAMESPACE;
+
+/// Redis settings as written in the `[redis]` table of the config file.
+///
+/// Secrets may hide in `url` and `cluster_nodes` (`redis://:pass@host`), so
+/// `Debug` redacts them.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`, `rediss://` for TLS, or `redis+unix:///path`.
+    /// Ignored when `cluster_nodes` is set. Env: `REDIS_URL`.
+    pub url: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each). When
+    /// non-empty, a cluster client is used. Env: `DROVER_REDIS_CLUSTER_NODES`
+    /// (comma separated).
+    pub cluster_nodes: Vec<String>,
+    /// BullMQ key prefix, `bull` by default. A `{...}` hash tag is kept
+    /// verbatim so every queue key lands in one Redis Cluster slot.
+    /// Env: `DROVER_PREFIX`.
+    pub prefix: String,
+    /// How long a worker waits before fetching again after Redis failed a
+    /// command (a restart, a failover).
+    pub reconnect_delay_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".to_string(),
+            cluster_nodes: Vec::new(),
+            prefix: "bull".to_string(),
+            reconnect_delay_ms: 1_000,
+        }
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field(
+                "cluster_nodes",
+                &self
+                    .cluster_nodes
+                    .iter()
+                    .map(|n| redact_url(n))
+                    .collect::<Vec<_>>(),
+            )
+            .field("prefix", &self.prefix)
+            .field("reconnect_delay_ms", &self.reconnect_delay_ms)
+            .finish()
+    }
+}
+
+/// Checked Redis settings: a valid prefix and URLs with known schemes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub(crate) url: String,
+    pub(crate) cluster_nodes: Vec<String>,
+    pub(crate) prefix: String,
+    pub(crate) reconnect_delay: Duration,
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("target", &self.describe())
+            .field("prefix", &self.prefix)
+            .field("reconnect_delay", &self.reconnect_delay)
+            .finish()
+    }
+}
+
+impl RedisConfig {
+    /// Checks the settings once, so the rest of Drover never sees a bad
+    /// prefix or URL.
+    pub fn resolve(&self) -> Result<RedisSettings> {
+        validate_prefix(&self.prefix)?;
+        if self.cluster_nodes.is_empty() {
+            validate_url(&self.url)?;
+        } else {
+            for node in &self.cluster_nodes {
+                validate_url(node)?;
+                if node.starts_with("redis+unix:") || node.starts_with("unix:") {
+                    return Err(QueueError::InvalidConfig(format!(
+                        "cluster node {} must be a redis:// or rediss:// address",
+                        redact_url(node)
+                    )));
+                }
+            }
+        }
+        Ok(RedisSettings {
+            url: self.url.clone(),
+            cluster_nodes: self.cluster_nodes.clone(),
+            prefix: self.prefix.clone(),
+            reconnect_delay: Duration::from_millis(self.reconnect_delay_ms.max(50)),
+        })
+    }
+}
+
+impl RedisSettings {
+    /// Settings for a single server at `url` with the default prefix.
+    pub fn for_url(url: impl Into<String>) -> Result<Self> {
+        RedisConfig {
+            url: url.into(),
+            ..RedisConfig::default()
+        }
+        .resolve()
+    }
+
+    /// The same settings with another key prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<Self> {
+        let prefix = prefix.into();
+        validate_prefix(&prefix)?;
+        self.prefix = prefix;
+        Ok(self)
+    }
+
+    /// The BullMQ key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Where this connects to, with passwords redacted, for logs.
+    pub fn describe(&self) -> String {
+        if self.cluster_nodes.is_empty() {
+            redact_url(&self.url)
+        } else {
+            format!(
+                "cluster [{}]",
+                self.cluster_nodes
+                    .iter()
+                    .map(|n| redact_url(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+
+    /// Whether these settings name a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        !self.cluster_nodes.is_empty()
+    }
+}
+
+/// BullMQ's prefix rules (non-empty, no `:`), plus Drover's reserved
+/// namespace: our own keys live under `drover:`, so a BullMQ prefix of
+/// `drover` could collide with them.
+fn validate_prefix(prefix: &str) -> Result<()> {
+    let reason = if prefix.is_empty() {
+        Some("must not be empty")
+    } else if prefix.contains(':') {
+        Some("must not contain ':'")
+    } else if prefix == DROVER_NAMESPACE {
+        Some("is reserved for Drover's own keys")
+    } else if prefix.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Some("must not contain whitespace or control characters")
+    } else if prefix.len() > 128 {
+        Some("must be at most 128 bytes")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(QueueError::InvalidConfig(format!(
+            "key prefix {prefix:?} {reason}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn validate_url(url: &str) -> Result<()> {
+    const SCHEMES: [&str; 4] = ["redis://", "rediss://", "redis+unix://", "unix://"];
+    if SCHEMES.iter().any(|s| url.starts_with(s)) {
+        Ok(())
+    } else {
+        Err(QueueError::InvalidConfig(format!(
+            "redis URL {} must start with redis://, rediss:// or redis+unix://",
+            redact_url(url)
+        )))
+    }
+}
+
+/// Hides the password (and user) of a `scheme://user:pass@host` URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve() {
+        let settings = RedisConfig::default().resolve().unwrap();
+        assert_eq!(settings.prefix(), "bull");
+        assert!(!settings.is_cluster());
+        assert_eq!(settings.describe(), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn hash_tag_prefix_is_kept_verbatim() {
+        let config = RedisConfig {
+            prefix: "{bull}".into(),
+            ..RedisConfig::default()
+        };
+        assert_eq!(config.resolve().unwrap().prefix(), "{bull}");
+    }
+
+    #[test]
+    fn bad_prefixes_are_rejected() {
+        for prefix in ["", "a:b", "drover", "with space"] {
+            let config = RedisConfig {
+                prefix: prefix.into(),
+                ..RedisConfig::default()
+            };
+            assert!(
+                matches!(config.resolve(), Err(QueueError::InvalidConfig(_))),
+                "{prefix:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_scheme_is_rejected_and_redacted() {
+        let config = RedisConfig {
+            url: "http://user:secret@host:6379".into(),
+            ..RedisConfig::default()
+        };
+        let err = config.resolve().unwrap_err().to_string();
+        assert!(err.contains("***@host:6379"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn debug_redacts_passwords() {
+        let config = RedisConfig {
+            url: "rediss://:hunter2@cache.internal:6380/0".into(),
+            cluster_nodes: vec!["redis://u:pw@n1:7000".into()],
+            ..RedisConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("pw@"), "{shown}");
+        assert!(shown.contains("cache.internal:6380/0"), "{shown}");
+    }
+
+    #[test]
+    fn cluster_nodes_must_be_tcp() {
+        let config = RedisConfig {
+            cluster_nodes: vec!["redis+unix:///tmp/r.sock".into()],
+            ..RedisConfig::default()
+        };
+        assert!(config.resolve().is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! The shared Redis connection of a Drover process.
+//!
+//! One [`Connection`] is opened per process and cloned freely. It wraps
+//! bullmq-official's auto-reconnecting connection (a `ConnectionManager` for
+//! one server, a cluster client for a Redis Cluster), so a Redis restart or
+//! failover costs the commands in flight, not the process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bullmq::options::RedisConnectionOptions;
+use bullmq::redis_connection::{AnyConnection, RedisConnection};
+
+use crate::config::RedisSettings;
+use crate::error::Result;
+use crate::names::QueueName;
+
+/// A cloneable handle on Redis, with the key prefix it serves.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: RedisConnection,
+    settings: RedisSettings,
+    /// bullmq `Queue` handles by name; creating one writes the queue's
+    /// `meta`, so they are made only for queues being written to.
+    queues: Mutex<HashMap<QueueName, bullmq::Queue>>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Connects and checks the server answers.
+    pub async fn connect(settings: RedisSettings) -> Result<Self> {
+        let redis = RedisConnection::new_managed_only(&bullmq_options(&settings)).await?;
+        redis.ping().await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                redis,
+                settings,
+                queues: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The settings this connection was opened with.
+    pub fn settings(&self) -> &RedisSettings {
+        &self.inner.settings
+    }
+
+    /// The BullMQ key prefix.
+    pub fn prefix(&self) -> &str {
+        self.inner.settings.prefix()
+    }
+
+    /// Round-trip time of a PING.
+    pub async fn ping(&self) -> Result<Duration> {
+        let started = Instant::now();
+        self.inner.redis.ping().await?;
+        Ok(started.elapsed())
+    }
+
+    /// A connection for Drover's own commands (reads, pipelines).
+    pub(crate) fn redis(&self) -> AnyConnection {
+        self.inner.redis.connection()
+    }
+
+    /// Whether this is a Redis Cluster connection.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.inner.redis.is_cluster()
+    }
+
+    /// Options for the connections bullmq's `Worker` opens for itself.
+    pub(crate) fn bullmq_options(&self) -> RedisConnectionOptions {
+        bullmq_options(&self.inner.settings)
+    }
+
+    /// A bullmq `Queue` handle for writing to `queue` (enqueue, admin).
+    pub(crate) async fn bullmq_queue(&self, queue: &QueueName) -> Result<bullmq::Queue> {
+        if let Some(q) = self.lock_queues().get(queue) {
+            return Ok(q.clone());
+        }
+        let opts = bullmq::QueueOptions::new()
+            .prefix(self.prefix())
+            .skip_version_check();
+        let handle =
+            bullmq::Queue::with_connection(queue.as_str(), self.inner.redis.clone(), opts).await?;
+        self.lock_queues().insert(queue.clone(), handle.clone());
+        Ok(handle)
+    }
+
+    fn lock_queues(&self) -> std::sync::MutexGuard<'_, HashMap<QueueName, bullmq::Queue>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (inserts are single calls), so a poisoned lock is still usable.
+        self.inner
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn bullmq_options(settings: &RedisSettings) -> RedisConnectionOptions {
+    let options = RedisConnectionOptions::new().url(settings.url.clone());
+    if settings.cluster_nodes.is_empty() {
+        options
+    } else {
+        options.cluster_nodes(settings.cluster_nodes.iter().cloned())
+    }
+}

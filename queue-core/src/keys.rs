@@ -1,0 +1,132 @@
+//! Every Redis key Drover touches is built here.
+//!
+//! BullMQ's keys (`P:Q:wait`, `P:Q:<jobId>`, ...) come from
+//! `bullmq::QueueKeys`; Drover's own keys live under the `drover:` namespace,
+//! which is reserved as a BullMQ prefix (see `config.rs`), so the two can
+//! never collide.
+
+use bullmq::QueueKeys;
+
+use crate::names::QueueName;
+
+/// Root of every key Drover adds to Redis.
+pub(crate) const DROVER_NAMESPACE: &str = "drover";
+
+/// BullMQ's keys for one queue.
+pub(crate) fn queue(prefix: &str, queue: &QueueName) -> QueueKeys {
+    QueueKeys::new(queue.as_str(), Some(prefix))
+}
+
+/// A job's log list (`P:Q:<id>:logs`).
+pub(crate) fn job_logs(keys: &QueueKeys, id: &str) -> String {
+    format!("{}:logs", keys.job_key(id))
+}
+
+/// Hash of live Drover worker processes under a prefix: field = worker id,
+/// value = the worker's heartbeat record (JSON).
+pub(crate) fn worker_registry(prefix: &str) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:workers")
+}
+
+/// SCAN patterns whose matches name the queues under `prefix`: every queue
+/// has a `meta` hash (written by any Queue or script) or an `id` counter
+/// (written by every add).
+pub(crate) fn discovery_patterns(prefix: &str) -> [String; 2] {
+    let prefix = escape_glob(prefix);
+    [format!("{prefix}:*:meta"), format!("{prefix}:*:id")]
+}
+
+/// The queue name inside a key matched by [`discovery_patterns`], or `None`
+/// when the key is something else (a job id of `meta`, a dedup key, ...).
+pub(crate) fn queue_from_discovered_key(prefix: &str, key: &str) -> Option<QueueName> {
+    let rest = key.strip_prefix(prefix)?.strip_prefix(':')?;
+    let name = rest
+        .strip_suffix(":meta")
+        .or_else(|| rest.strip_suffix(":id"))?;
+    QueueName::new(name).ok()
+}
+
+/// The Redis Cluster hash slot of `key` (CRC16/XMODEM of the key, or of
+/// its first non-empty `{...}` tag, modulo 16384), so reads can be batched
+/// per slot instead of failing with CROSSSLOT.
+pub(crate) fn cluster_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &bytes[open + 1..];
+            rest.iter()
+                .position(|&b| b == b'}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(bytes);
+    crc16_xmodem(tagged) % 16_384
+}
+
+fn crc16_xmodem(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Escapes Redis glob metacharacters so a prefix like `{bull}` or `a*b`
+/// matches only itself.
+fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_parses_queue_names_only() {
+        let q = |k| queue_from_discovered_key("bull", k).map(|q| q.to_string());
+        assert_eq!(q("bull:emails:meta").as_deref(), Some("emails"));
+        assert_eq!(q("bull:emails:id").as_deref(), Some("emails"));
+        assert_eq!(q("bull:{t1}:meta").as_deref(), Some("{t1}"));
+        // A dedup key `bull:q:de:meta` is not a queue called `q:de`.
+        assert_eq!(q("bull:q:de:meta"), None);
+        assert_eq!(q("other:q:meta"), None);
+    }
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(discovery_patterns("a*b")[0], r"a\*b:*:meta");
+        assert_eq!(discovery_patterns("{bull}")[1], "{bull}:*:id");
+    }
+
+    #[test]
+    fn cluster_slots_match_redis() {
+        // Values from `redis-cli CLUSTER KEYSLOT`.
+        assert_eq!(cluster_slot("foo"), 12182);
+        assert_eq!(cluster_slot("bull:emails:wait"), cluster_slot("bull:emails:wait"));
+        assert_eq!(cluster_slot("{user1000}.following"), cluster_slot("user1000"));
+        assert_eq!(cluster_slot("foo{}{bar}"), cluster_slot("foo{}{bar}"));
+        assert_eq!(cluster_slot("{bull}:a:wait"), cluster_slot("{bull}:b:meta"));
+    }
+
+    #[test]
+    fn drover_keys_cannot_be_bullmq_keys_of_an_allowed_prefix() {
+        // `drover` is refused as a BullMQ prefix, so this key is ours alone.
+        assert!(worker_registry("bull").starts_with("drover:"));
+    }
+}

@@ -1,0 +1,22 @@
+//! Test support shared by Drover's crates.
+//!
+//! Every integration test starts its own `redis-server` ([`RedisServer`]) so
+//! tests never share state, waits for states with [`wait_until`] instead of
+//! sleeping, and runs child processes ([`ChildGuard`]) that are killed when
+//! the test ends, pass or fail. [`node`] drives the real BullMQ Node client in
+//! `compat/`.
+//!
+//! This crate is a dev-dependency only: panicking is how it reports a broken
+//! test environment, so the workspace's `unwrap`/`expect` lints are relaxed
+//! here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod process;
+mod redis_server;
+mod wait;
+
+pub mod node;
+
+pub use process::{ChildGuard, workspace_root};
+pub use redis_server::RedisServer;
+pub use wait::{Check, wait_until};
