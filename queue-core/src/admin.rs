@@ -71,19 +71,13 @@ pub async fn promote_job(conn: &Connection, queue: &QueueName, id: &str) -> Resu
 
 /// Maps bullmq's "not in the expected state" answers to
 /// [`QueueError::JobNotInState`], naming the state the job is in.
-fn not_in_state(
-    queue: &QueueName,
-    id: &str,
-    action: &'static str,
-    e: bullmq::Error,
-) -> QueueError {
+fn not_in_state(queue: &QueueName, id: &str, action: &'static str, e: bullmq::Error) -> QueueError {
     let code = match &e {
         bullmq::Error::Script { code, .. } => Some(*code),
         // `Job::retry` reports its script code inside an InvalidConfig text.
-        bullmq::Error::InvalidConfig(msg) => msg
-            .rsplit(' ')
-            .next()
-            .and_then(|c| c.parse::<i64>().ok()),
+        bullmq::Error::InvalidConfig(msg) => {
+            msg.rsplit(' ').next().and_then(|c| c.parse::<i64>().ok())
+        }
         _ => None,
     };
     match code {
@@ -117,9 +111,9 @@ pub async fn remove_job(conn: &Connection, queue: &QueueName, id: &str) -> Resul
     match q.remove(id).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(QueueError::JobLocked { id: id.to_string() }),
-        Err(bullmq::Error::Script { code: -8, .. }) => Err(QueueError::JobBelongsToScheduler {
-            id: id.to_string(),
-        }),
+        Err(bullmq::Error::Script { code: -8, .. }) => {
+            Err(QueueError::JobBelongsToScheduler { id: id.to_string() })
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -256,7 +256,10 @@ mod tests {
             ..RedisConfig::default()
         };
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("pw@"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("pw@"),
+            "{shown}"
+        );
         assert!(shown.contains("cache.internal:6380/0"), "{shown}");
     }
 

@@ -26,6 +26,10 @@ use crate::error::Result;
 use crate::failure::{self, EngineResult, Failure};
 use crate::names::QueueName;
 
+/// What the engine's own close may wait for its fetch loop, once no job is
+/// left in flight (a fetch under way finishes in milliseconds).
+const ENGINE_CLOSE_MS: u64 = 250;
+
 /// How a consumer fetches and locks jobs.
 #[derive(Debug, Clone)]
 pub struct ConsumerOptions {
@@ -395,7 +399,10 @@ impl Consumer {
             if self.in_flight() == 0 {
                 return true;
             }
-            if tokio::time::timeout_at(deadline.into(), idle).await.is_err() {
+            if tokio::time::timeout_at(deadline.into(), idle)
+                .await
+                .is_err()
+            {
                 return self.in_flight() == 0;
             }
         }
@@ -408,13 +415,20 @@ impl Consumer {
         self.shared.abandon.cancel();
     }
 
-    /// Closes the engine: waits up to `grace` for finishing scripts, then
-    /// stops its background tasks. Call it once, after
+    /// Closes the engine: waits up to `grace` for finishing scripts (the
+    /// engine's own bookkeeping after a job left the processor), then stops
+    /// its background tasks. Call it once, after
     /// [`abandon_in_flight`](Self::abandon_in_flight) or once idle.
     pub async fn close(&self, grace: Duration) {
         self.stop_fetching();
-        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        if let Err(e) = self.worker.close(grace_ms).await {
+        let deadline = Instant::now() + grace;
+        while self.worker.active_count().await > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Fetching has stopped and finishing is done: the engine's own close
+        // only has its idle fetch loop left to stop, which may sit in a
+        // blocking wait for a new job; do not wait out that timeout.
+        if let Err(e) = self.worker.close(ENGINE_CLOSE_MS).await {
             warn!(queue = %self.shared.queue, error = %e, "closing the worker failed");
         }
         self.stop.cancel();

@@ -135,7 +135,10 @@ pub(crate) async fn apply(
             job.move_to_delayed(due)
                 .await
                 .map_err(|e| ("move the job to delayed for its retry", e.into()))?;
-            (Err(bullmq::Error::Delayed), Settlement::Retrying { delay_ms })
+            (
+                Err(bullmq::Error::Delayed),
+                Settlement::Retrying { delay_ms },
+            )
         }
     })
 }

@@ -102,10 +102,19 @@ pub async fn queue_counts(
     for result in futures::future::join_all(requests).await {
         let (group, values) = result?;
         for (queue, v) in group.into_iter().zip(values.chunks(COUNT_COMMANDS)) {
-            let [wait, paused_list, active, prioritized, delayed, completed, failed, children, paused] =
-                v.try_into().map_err(|_| {
-                    QueueError::Protocol("short reply to the counts pipeline".into())
-                })?;
+            let [
+                wait,
+                paused_list,
+                active,
+                prioritized,
+                delayed,
+                completed,
+                failed,
+                children,
+                paused,
+            ] = v
+                .try_into()
+                .map_err(|_| QueueError::Protocol("short reply to the counts pipeline".into()))?;
             counts.insert(
                 queue.clone(),
                 QueueCounts {
@@ -319,7 +328,9 @@ pub async fn job_detail(conn: &Connection, queue: &QueueName, id: &str) -> Resul
     pipe.zscore(k.waiting_children(), id);
     let mut replies: Vec<Value> = pipe.query_async(&mut conn.redis()).await?;
     if replies.len() != 11 {
-        return Err(QueueError::Protocol("short reply to the job pipeline".into()));
+        return Err(QueueError::Protocol(
+            "short reply to the job pipeline".into(),
+        ));
     }
     let state_replies = replies.split_off(3);
     let mut head = replies.into_iter();

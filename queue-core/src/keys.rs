@@ -118,8 +118,14 @@ mod tests {
     fn cluster_slots_match_redis() {
         // Values from `redis-cli CLUSTER KEYSLOT`.
         assert_eq!(cluster_slot("foo"), 12182);
-        assert_eq!(cluster_slot("bull:emails:wait"), cluster_slot("bull:emails:wait"));
-        assert_eq!(cluster_slot("{user1000}.following"), cluster_slot("user1000"));
+        assert_eq!(
+            cluster_slot("bull:emails:wait"),
+            cluster_slot("bull:emails:wait")
+        );
+        assert_eq!(
+            cluster_slot("{user1000}.following"),
+            cluster_slot("user1000")
+        );
         assert_eq!(cluster_slot("foo{}{bar}"), cluster_slot("foo{}{bar}"));
         assert_eq!(cluster_slot("{bull}:a:wait"), cluster_slot("{bull}:b:meta"));
     }

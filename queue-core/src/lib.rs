@@ -34,8 +34,8 @@ pub mod registry;
 pub use config::{RedisConfig, RedisSettings};
 pub use connection::Connection;
 pub use consumer::{
-    ActiveJob, Consumer, ConsumerEvent, ConsumerObserver, ConsumerOptions, Disposition,
-    Processor, RateLimit, SettledJob, Settlement,
+    ActiveJob, Consumer, ConsumerEvent, ConsumerObserver, ConsumerOptions, Disposition, Processor,
+    RateLimit, SettledJob, Settlement,
 };
 pub use discovery::QueueDiscovery;
 pub use error::{ErrorKind, QueueError, Result};
@@ -46,4 +46,4 @@ pub use names::{
 };
 pub use record::JobRecord;
 pub use retry::{FailedAttempt, RetryDecision, StoredBackoff, decide as decide_retry};
-pub use state::JobState;
+pub use state::{JobState, UnknownState};

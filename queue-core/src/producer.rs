@@ -201,16 +201,17 @@ fn retention_to_bullmq(r: Retention) -> bullmq::types::RemoveOnFinish {
 pub async fn enqueue(conn: &Connection, queue: &QueueName, job: &NewJob) -> Result<String> {
     job.validate()?;
     let q = conn.bullmq_queue(queue).await?;
-    let added = q
-        .add(&job.name, &job.data)
-        .options(job.to_bullmq())
-        .await?;
+    let added = q.add(&job.name, &job.data).options(job.to_bullmq()).await?;
     Ok(added.id().to_string())
 }
 
 /// Adds many jobs in one round trip (the add scripts are pipelined); returns
 /// their ids in order. Every job is checked before any is sent.
-pub async fn enqueue_bulk(conn: &Connection, queue: &QueueName, jobs: &[NewJob]) -> Result<Vec<String>> {
+pub async fn enqueue_bulk(
+    conn: &Connection,
+    queue: &QueueName,
+    jobs: &[NewJob],
+) -> Result<Vec<String>> {
     for job in jobs {
         job.validate()?;
     }

@@ -70,13 +70,14 @@ impl JobRecord {
         }
         let mut malformed = Vec::new();
         let mut json = |field: &'static str, hash: &mut HashMap<String, String>| {
-            hash.remove(field).map(|raw| match serde_json::from_str(&raw) {
-                Ok(value) => value,
-                Err(_) => {
-                    malformed.push(field);
-                    Value::String(raw)
-                }
-            })
+            hash.remove(field)
+                .map(|raw| match serde_json::from_str(&raw) {
+                    Ok(value) => value,
+                    Err(_) => {
+                        malformed.push(field);
+                        Value::String(raw)
+                    }
+                })
         };
         let data = json("data", &mut hash).unwrap_or_else(|| Value::Object(Default::default()));
         let opts = json("opts", &mut hash).unwrap_or_else(|| Value::Object(Default::default()));
@@ -131,9 +132,12 @@ impl JobRecord {
 /// Reads an integer as Node's `parseInt` would for the values BullMQ
 /// writes (plain integers; tolerate a fractional part written by Lua).
 fn parse_number(raw: &str) -> Option<u64> {
-    raw.parse::<u64>()
-        .ok()
-        .or_else(|| raw.parse::<f64>().ok().filter(|f| *f >= 0.0).map(|f| f as u64))
+    raw.parse::<u64>().ok().or_else(|| {
+        raw.parse::<f64>()
+            .ok()
+            .filter(|f| *f >= 0.0)
+            .map(|f| f as u64)
+    })
 }
 
 #[cfg(test)]
@@ -159,7 +163,10 @@ mod tests {
             hash(&[
                 ("name", "send"),
                 ("data", r#"{"to":"a@b"}"#),
-                ("opts", r#"{"attempts":3,"backoff":{"type":"fixed","delay":1000}}"#),
+                (
+                    "opts",
+                    r#"{"attempts":3,"backoff":{"type":"fixed","delay":1000}}"#,
+                ),
                 ("timestamp", "1795395113304"),
                 ("delay", "0"),
                 ("priority", "0"),

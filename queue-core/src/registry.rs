@@ -50,9 +50,8 @@ fn now_ms() -> u64 {
 /// Writes `info` (stamped with the current time) to the registry.
 pub async fn heartbeat(conn: &Connection, info: &mut WorkerInfo) -> Result<()> {
     info.heartbeat_at_ms = now_ms();
-    let json = serde_json::to_string(info).map_err(|e| {
-        crate::error::QueueError::Protocol(format!("cannot encode heartbeat: {e}"))
-    })?;
+    let json = serde_json::to_string(info)
+        .map_err(|e| crate::error::QueueError::Protocol(format!("cannot encode heartbeat: {e}")))?;
     redis::cmd("HSET")
         .arg(keys::worker_registry(conn.prefix()))
         .arg(&info.id)

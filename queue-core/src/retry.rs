@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn attempts_zero_or_one_never_retry() {
         for attempts in [0, 1] {
-            assert_eq!(decide(attempt(attempts, 0, None), || 0.5), RetryDecision::Fail);
+            assert_eq!(
+                decide(attempt(attempts, 0, None), || 0.5),
+                RetryDecision::Fail
+            );
         }
     }
 

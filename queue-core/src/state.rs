@@ -5,8 +5,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::QueueError;
-
 /// Where a job currently sits. Each state is one Redis structure of the
 /// queue; `Waiting` covers both `wait` and the legacy 5.x `paused` list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,8 +71,25 @@ impl fmt::Display for JobState {
     }
 }
 
+/// A state name that is not one of [`JobState`]'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownState(pub String);
+
+impl fmt::Display for UnknownState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown job state {:?}; expected one of waiting, prioritized, delayed, active, \
+             completed, failed, waiting-children",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownState {}
+
 impl FromStr for JobState {
-    type Err = QueueError;
+    type Err = UnknownState;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
@@ -85,12 +100,7 @@ impl FromStr for JobState {
             "completed" => Self::Completed,
             "failed" => Self::Failed,
             "waiting-children" => Self::WaitingChildren,
-            _ => {
-                return Err(QueueError::InvalidOptions(format!(
-                    "unknown job state {s:?}; expected one of waiting, prioritized, delayed, \
-                     active, completed, failed, waiting-children"
-                )));
-            }
+            _ => return Err(UnknownState(s.to_string())),
         })
     }
 }

@@ -112,7 +112,9 @@ impl WorkerConfig {
             if (1..=MAX_CONCURRENCY).contains(&c) {
                 Ok(c)
             } else {
-                Err(format!("{what} must be between 1 and {MAX_CONCURRENCY}, not {c}"))
+                Err(format!(
+                    "{what} must be between 1 and {MAX_CONCURRENCY}, not {c}"
+                ))
             }
         };
         let positive_ms = |ms: u64, what: &str| {
@@ -214,8 +216,14 @@ mod tests {
             ("queues = [\"a\"]\nconcurrency = 0", "between 1 and"),
             ("queues = [\"a:b\"]", "must not contain ':'"),
             ("queues = [\"a\", \"a\"]", "listed twice"),
-            ("queues = [\"a\"]\n[queue.b]\nconcurrency = 2", "does not consume"),
-            ("queues = [\"a\"]\n[queue.a]\nrate_limit_max = 5", "must both be set"),
+            (
+                "queues = [\"a\"]\n[queue.b]\nconcurrency = 2",
+                "does not consume",
+            ),
+            (
+                "queues = [\"a\"]\n[queue.a]\nrate_limit_max = 5",
+                "must both be set",
+            ),
         ];
         for (text, expected) in cases {
             let err = config(text).resolve().unwrap_err();

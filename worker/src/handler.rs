@@ -61,9 +61,8 @@ where
         let fut = (self.f)(ctx, data);
         Box::pin(async move {
             let result = fut.await?;
-            serde_json::to_value(result).map_err(|e| {
-                JobError::Unrecoverable(format!("handler result is not JSON: {e}"))
-            })
+            serde_json::to_value(result)
+                .map_err(|e| JobError::Unrecoverable(format!("handler result is not JSON: {e}")))
         })
     }
 }

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use queue_core::{ConsumerEvent, ConsumerObserver, QueueName, SettledJob, Settlement};
 use tracing::{debug, warn};
 
@@ -240,7 +242,11 @@ mod tests {
             assert_eq!(metrics.name_label(&q, &name), name);
         }
         assert_eq!(metrics.name_label(&q, "one-too-many"), "other");
-        assert_eq!(metrics.name_label(&q, "n0"), "n0", "known names keep their label");
+        assert_eq!(
+            metrics.name_label(&q, "n0"),
+            "n0",
+            "known names keep their label"
+        );
         let other = QueueName::new("other-queue").unwrap();
         assert_eq!(metrics.name_label(&other, "fresh"), "fresh");
     }

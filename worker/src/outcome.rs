@@ -123,6 +123,9 @@ mod tests {
         let JobError::Failed(e) = handler().unwrap_err() else {
             panic!("expected Failed");
         };
-        assert_eq!(error_chain(e.as_ref()), "Error: outer\n    caused by: inner");
+        assert_eq!(
+            error_chain(e.as_ref()),
+            "Error: outer\n    caused by: inner"
+        );
     }
 }

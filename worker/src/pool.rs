@@ -63,17 +63,17 @@ impl WorkerPool {
                 worker_name: Some(identity.bullmq_name()),
                 ..ConsumerOptions::new(q.name.clone(), q.concurrency)
             };
-            let consumer = match Consumer::start(conn, opts, Arc::new(runner), metrics.clone()).await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    // Do not leave the queues already started running.
-                    for started in &consumers {
-                        Consumer::close(started, CLOSE_GRACE).await;
+            let consumer =
+                match Consumer::start(conn, opts, Arc::new(runner), metrics.clone()).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Do not leave the queues already started running.
+                        for started in &consumers {
+                            Consumer::close(started, CLOSE_GRACE).await;
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
-                }
-            };
+                };
             metrics.set_concurrency(&q.name, q.concurrency);
             info!(queue = %q.name, concurrency = q.concurrency, "consuming");
             consumers.push(consumer);
@@ -126,9 +126,10 @@ impl WorkerPool {
     }
 
     /// Graceful shutdown: stop fetching; let in-flight jobs finish within
-    /// the shutdown timeout; hand the rest back to their queues (another
-    /// worker takes them at once, no attempt counted); close; deregister.
-    pub async fn shutdown(self) -> ShutdownReport {
+    /// the shutdown timeout (cut short when `hurry` is cancelled, e.g. by a
+    /// second signal); hand the rest back to their queues (another worker
+    /// takes them at once, no attempt counted); close; deregister.
+    pub async fn shutdown(self, hurry: CancellationToken) -> ShutdownReport {
         let started = Instant::now();
         let in_flight = self.in_flight();
         info!(
@@ -142,7 +143,10 @@ impl WorkerPool {
         let deadline = started + self.shutdown_timeout;
         let mut drained = true;
         for c in self.consumers.iter() {
-            drained &= c.wait_idle(deadline).await;
+            drained &= tokio::select! {
+                idle = c.wait_idle(deadline) => idle,
+                () = hurry.cancelled() => c.in_flight() == 0,
+            };
         }
         let handed_back_before = self.metrics.handed_back();
         // Even when drained, a fetch that was under way may still deliver a
@@ -162,9 +166,7 @@ impl WorkerPool {
                 warn!(queue = %c.queue(), "jobs still in flight after hand-back; stalled-job recovery will return them");
             }
         }
-        for c in self.consumers.iter().rev() {
-            c.close(CLOSE_GRACE).await;
-        }
+        futures::future::join_all(self.consumers.iter().map(|c| c.close(CLOSE_GRACE))).await;
         self.stop_heartbeat.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.heartbeat).await;
         let report = ShutdownReport {

@@ -60,7 +60,12 @@ pub async fn run(script: &str, redis_url: &str, params: &Value, deadline: Durati
 
 /// Starts a long-running scenario (a Node worker, say) in the background.
 /// Its stdout and stderr go to files in `log_dir` for post-mortems.
-pub fn spawn(script: &str, redis_url: &str, params: &Value, log_dir: &std::path::Path) -> ChildGuard {
+pub fn spawn(
+    script: &str,
+    redis_url: &str,
+    params: &Value,
+    log_dir: &std::path::Path,
+) -> ChildGuard {
     let stem = script.trim_end_matches(".mjs");
     let out = std::fs::File::create(log_dir.join(format!("{stem}.out"))).expect("log file");
     let err = std::fs::File::create(log_dir.join(format!("{stem}.err"))).expect("log file");

@@ -18,9 +18,17 @@ const MAX_COOLDOWN: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant, cooldown: Duration },
-    HalfOpen { probe_since: Instant, cooldown: Duration },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+        cooldown: Duration,
+    },
+    HalfOpen {
+        probe_since: Instant,
+        cooldown: Duration,
+    },
 }
 
 /// Whether a request may go out now.
@@ -187,10 +195,17 @@ mod tests {
         b.record(T, false, t0);
         b.record(T, true, t0);
         b.record(T, false, t0);
-        assert_eq!(b.admit(T, t0), Admission::Go, "count restarted after success");
+        assert_eq!(
+            b.admit(T, t0),
+            Admission::Go,
+            "count restarted after success"
+        );
         b.record("http://other", false, t0);
         b.record("http://other", false, t0);
-        assert!(matches!(b.admit("http://other", t0), Admission::WaitUntil(_)));
+        assert!(matches!(
+            b.admit("http://other", t0),
+            Admission::WaitUntil(_)
+        ));
         assert_eq!(b.admit(T, t0), Admission::Go);
     }
 

@@ -1,0 +1,300 @@
+//! Command-line flags. Names are part of Drover's interface: ops scripts and
+//! our own checks use them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Drover: a distributed background job queue on BullMQ's Redis layout.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, about, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Config file (TOML); values in it are overridden by the environment
+    /// and by flags.
+    #[arg(long, global = true, env = "DROVER_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Redis to use: redis://host:port[/db], rediss:// for TLS.
+    #[arg(long, global = true, env = "REDIS_URL", value_name = "URL")]
+    pub(crate) redis_url: Option<String>,
+    /// Redis Cluster seed nodes, comma separated (instead of --redis-url).
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        value_name = "URL,..."
+    )]
+    pub(crate) redis_cluster_nodes: Vec<String>,
+    /// BullMQ key prefix (a {hash tag} is kept verbatim for Redis Cluster).
+    #[arg(long, global = true, env = "DROVER_PREFIX", value_name = "PREFIX")]
+    pub(crate) prefix: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Process jobs from one or more queues.
+    Worker(WorkerArgs),
+    /// Run everything on one machine: a private redis-server when none is
+    /// reachable, and workers with the built-in handlers.
+    Dev(DevArgs),
+    /// Add a job to a queue; prints its id.
+    Enqueue(EnqueueArgs),
+    /// List the queues under the prefix with their counts.
+    Queues(JsonFlag),
+    /// List a queue's jobs in one state.
+    Jobs(JobsArgs),
+    /// Show one job: data, options, state, attempts, errors, logs.
+    Job(JobArgs),
+    /// List live workers (Drover's and other BullMQ clients').
+    Workers(JsonFlag),
+    /// Pause a queue: workers stop taking its jobs.
+    Pause(QueueArg),
+    /// Resume a paused queue.
+    Resume(QueueArg),
+    /// Move a failed job (or all of them) back to waiting.
+    Retry(JobOrAll),
+    /// Move a delayed job (or all of them) to waiting now.
+    Promote(JobOrAll),
+    /// Remove a job (refused while a worker runs it).
+    Remove(JobArg),
+    /// Remove old jobs of one state, in batches.
+    Clean(CleanArgs),
+    /// Remove every waiting job (and delayed ones with --delayed).
+    Drain(DrainArgs),
+    /// Delete a queue and all its jobs.
+    Obliterate(ObliterateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum HandlerKind {
+    /// Complete each job with its own data.
+    Echo,
+    /// POST each job to --url.
+    Http,
+}
+
+/// Worker flags; each overrides the config file's `[worker]` table.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Queues to consume, comma separated.
+    #[arg(long, value_delimiter = ',', value_name = "QUEUE,...")]
+    pub(crate) queue: Vec<String>,
+    /// Jobs processed at once, per queue.
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrency: Option<usize>,
+    /// What runs the jobs.
+    #[arg(long, value_enum, default_value = "echo")]
+    pub(crate) handler: HandlerKind,
+    /// With --handler http: where jobs are POSTed ({name} = job name).
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// With --handler http: HMAC-SHA256 key for X-Drover-Signature.
+    #[arg(
+        long,
+        env = "DROVER_HTTP_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub(crate) secret: Option<String>,
+    /// Longest one attempt may run, in ms; then it is cancelled and failed.
+    #[arg(long, value_name = "MS")]
+    pub(crate) job_timeout: Option<u64>,
+    /// At shutdown, how long in-flight jobs may finish before being handed
+    /// back, in ms.
+    #[arg(long, value_name = "MS")]
+    pub(crate) shutdown_timeout: Option<u64>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9100).
+    #[arg(long, env = "DROVER_METRICS_ADDR", value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<String>,
+    /// Job lock duration in ms (renewed every half).
+    #[arg(long, value_name = "MS")]
+    pub(crate) lock_duration: Option<u64>,
+    /// How often stalled jobs are looked for, in ms.
+    #[arg(long, value_name = "MS")]
+    pub(crate) stalled_interval: Option<u64>,
+    /// Stalls allowed before a job fails.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_stalled_count: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Where the private redis-server keeps its data.
+    #[arg(
+        long,
+        env = "DROVER_DATA_DIR",
+        default_value = ".drover",
+        value_name = "DIR"
+    )]
+    pub(crate) data_dir: PathBuf,
+    /// Queues the built-in worker consumes.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "default",
+        value_name = "QUEUE,..."
+    )]
+    pub(crate) queue: Vec<String>,
+    /// Jobs processed at once, per queue.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub(crate) concurrency: usize,
+    /// POST jobs to this URL with the http handler instead of echoing them.
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// Serve Prometheus metrics here.
+    #[arg(long, default_value = "127.0.0.1:9100", value_name = "ADDR")]
+    pub(crate) metrics_addr: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EnqueueArgs {
+    /// Target queue.
+    pub(crate) queue: String,
+    /// Job name.
+    pub(crate) name: String,
+    /// Payload (JSON).
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub(crate) data: String,
+    /// Run no earlier than this many ms from now.
+    #[arg(long, value_name = "MS")]
+    pub(crate) delay: Option<u64>,
+    /// 1 (first) .. 2097151; lower runs first.
+    #[arg(long, value_name = "N")]
+    pub(crate) priority: Option<u32>,
+    /// Total tries, the first included.
+    #[arg(long, value_name = "N")]
+    pub(crate) attempts: Option<u32>,
+    /// Wait between tries: fixed:MS or exponential:MS.
+    #[arg(long, value_name = "KIND:MS")]
+    pub(crate) backoff: Option<String>,
+    /// A custom job id (adding an existing id returns that job).
+    #[arg(long, value_name = "ID")]
+    pub(crate) job_id: Option<String>,
+    /// Run next instead of last.
+    #[arg(long)]
+    pub(crate) lifo: bool,
+    /// Any BullMQ job options as JSON (flags above win).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) opts: Option<String>,
+    /// Print {"id": ...} instead of the bare id.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonFlag {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobsArgs {
+    /// The queue.
+    pub(crate) queue: String,
+    /// waiting, prioritized, delayed, active, completed, failed or
+    /// waiting-children.
+    #[arg(long, default_value = "waiting", value_name = "STATE")]
+    pub(crate) state: String,
+    /// Page number, from 1.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) page: u64,
+    /// Jobs per page (at most 1000).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub(crate) size: u64,
+    /// Oldest (next to run) first instead of newest first.
+    #[arg(long)]
+    pub(crate) oldest_first: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    /// The queue.
+    pub(crate) queue: String,
+    /// The job id.
+    pub(crate) id: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueueArg {
+    /// The queue.
+    pub(crate) queue: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobArg {
+    /// The queue.
+    pub(crate) queue: String,
+    /// The job id.
+    pub(crate) id: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobOrAll {
+    /// The queue.
+    pub(crate) queue: String,
+    /// The job id (or --all).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub(crate) id: Option<String>,
+    /// Every job in that state.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CleanArgs {
+    /// The queue.
+    pub(crate) queue: String,
+    /// Which state to clean.
+    #[arg(long, value_name = "STATE")]
+    pub(crate) state: String,
+    /// Keep jobs younger than this many ms.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub(crate) grace: u64,
+    /// Remove at most this many.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DrainArgs {
+    /// The queue.
+    pub(crate) queue: String,
+    /// Remove delayed jobs too.
+    #[arg(long)]
+    pub(crate) delayed: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ObliterateArgs {
+    /// The queue.
+    pub(crate) queue: String,
+    /// Even with active jobs.
+    #[arg(long)]
+    pub(crate) force: bool,
+}

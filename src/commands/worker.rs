@@ -1,0 +1,67 @@
+//! `drover worker`: consume queues until SIGTERM/SIGINT, then shut down
+//! gracefully.
+
+use std::sync::Arc;
+
+use drover_worker::builtin::{Echo, HttpHandler};
+use drover_worker::{HandlerOptions, HandlerRegistry, WorkerIdentity, WorkerMetrics, WorkerPool};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::connect;
+use crate::cli::{HandlerKind, WorkerArgs};
+use crate::config::FileConfig;
+use crate::exit::UsageError;
+use crate::metrics_server;
+use crate::signals::Signals;
+
+pub(crate) async fn run(mut config: FileConfig, args: &WorkerArgs) -> anyhow::Result<()> {
+    config.apply_worker_flags(args);
+    let settings = config.worker.resolve().map_err(UsageError)?;
+    let handlers = builtin_handlers(args.handler, &config)?;
+    let redis = config.redis_settings()?;
+    info!(redis = ?redis, worker = ?settings, handler = ?args.handler, "starting worker");
+    let signals = Signals::listen()?;
+    let conn = connect(redis).await?;
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(WorkerMetrics::new(&registry)?);
+    let stop_metrics = CancellationToken::new();
+    let metrics_server = match &config.metrics.addr {
+        Some(addr) => Some(metrics_server::spawn(addr, registry, stop_metrics.clone()).await?),
+        None => None,
+    };
+    let pool = WorkerPool::start(
+        &conn,
+        &settings,
+        handlers,
+        metrics,
+        WorkerIdentity::current(),
+    )
+    .await?;
+    signals.graceful.cancelled().await;
+    pool.shutdown(signals.hurry.clone()).await;
+    stop_metrics.cancel();
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
+    Ok(())
+}
+
+/// The registry for a built-in handler serving every job name.
+pub(crate) fn builtin_handlers(
+    kind: HandlerKind,
+    config: &FileConfig,
+) -> Result<HandlerRegistry, UsageError> {
+    let mut registry = HandlerRegistry::new();
+    match kind {
+        HandlerKind::Echo => {
+            registry.fallback(Echo, HandlerOptions::default());
+        }
+        HandlerKind::Http => {
+            let settings = config.handler.http.resolve().map_err(UsageError)?;
+            let handler = HttpHandler::new(settings).map_err(UsageError)?;
+            registry.fallback(handler, HandlerOptions::default());
+        }
+    }
+    Ok(registry)
+}

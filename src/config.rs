@@ -1,0 +1,158 @@
+//! The binary's one typed config, layered: defaults < TOML file <
+//! environment < flags. Sub-tables belong to the library crates.
+
+use std::fs;
+
+use drover_worker::WorkerConfig;
+use drover_worker::builtin::HttpHandlerConfig;
+use queue_core::{RedisConfig, RedisSettings};
+use serde::Deserialize;
+
+use crate::cli::{GlobalArgs, LogFormat, WorkerArgs};
+use crate::exit::UsageError;
+
+/// Everything a config file may say.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub(crate) redis: RedisConfig,
+    pub(crate) worker: WorkerConfig,
+    pub(crate) handler: HandlerConfig,
+    pub(crate) metrics: MetricsConfig,
+    pub(crate) log: LogConfig,
+    /// Whether a Redis was named (flag, environment or file) rather than
+    /// left at its default; `drover dev` starts its own Redis otherwise.
+    #[serde(skip)]
+    pub(crate) redis_url_explicit: bool,
+}
+
+/// Settings of the built-in handlers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct HandlerConfig {
+    pub(crate) http: HttpHandlerConfig,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct MetricsConfig {
+    pub(crate) addr: Option<String>,
+}
+
+/// Logging.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct LogConfig {
+    /// `text` or `json`.
+    pub(crate) format: Option<LogFormat>,
+    /// A tracing filter (`info`, `drover=debug,warn`); `RUST_LOG` wins.
+    pub(crate) filter: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads the config file (if any) and applies the global flags and
+    /// environment on top.
+    pub(crate) fn load(global: &GlobalArgs) -> Result<Self, UsageError> {
+        let mut config = match &global.config {
+            None => Self::default(),
+            Some(path) => {
+                let text = fs::read_to_string(path).map_err(|e| {
+                    UsageError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    UsageError(format!(
+                        "config file {}: {}",
+                        path.display(),
+                        e.message().replace('\n', " ")
+                    ))
+                })?
+            }
+        };
+        config.redis_url_explicit = config.redis != RedisConfig::default()
+            && (config.redis.url != RedisConfig::default().url
+                || !config.redis.cluster_nodes.is_empty());
+        if let Some(url) = &global.redis_url {
+            config.redis.url = url.clone();
+            config.redis_url_explicit = true;
+        }
+        if !global.redis_cluster_nodes.is_empty() {
+            config.redis.cluster_nodes = global
+                .redis_cluster_nodes
+                .iter()
+                .filter(|n| !n.is_empty())
+                .cloned()
+                .collect();
+            config.redis_url_explicit = true;
+        }
+        if let Some(prefix) = &global.prefix {
+            config.redis.prefix = prefix.clone();
+        }
+        if let Some(format) = global.log_format {
+            config.log.format = Some(format);
+        }
+        Ok(config)
+    }
+
+    /// The checked Redis settings.
+    pub(crate) fn redis_settings(&self) -> Result<RedisSettings, UsageError> {
+        self.redis.resolve().map_err(|e| UsageError(e.to_string()))
+    }
+
+    /// Applies `drover worker` flags over the `[worker]` and
+    /// `[handler.http]` tables.
+    pub(crate) fn apply_worker_flags(&mut self, args: &WorkerArgs) {
+        let w = &mut self.worker;
+        if !args.queue.is_empty() {
+            w.queues = args
+                .queue
+                .iter()
+                .filter(|q| !q.is_empty())
+                .cloned()
+                .collect();
+        }
+        set(&mut w.concurrency, args.concurrency);
+        if args.job_timeout.is_some() {
+            w.job_timeout_ms = args.job_timeout;
+        }
+        set(&mut w.shutdown_timeout_ms, args.shutdown_timeout);
+        set(&mut w.lock_duration_ms, args.lock_duration);
+        set(&mut w.stalled_interval_ms, args.stalled_interval);
+        set(&mut w.max_stalled_count, args.max_stalled_count);
+        let http = &mut self.handler.http;
+        if args.url.is_some() {
+            http.url = args.url.clone();
+        }
+        if args.secret.is_some() {
+            http.secret = args.secret.clone();
+        }
+        if args.metrics_addr.is_some() {
+            self.metrics.addr = args.metrics_addr.clone();
+        }
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../deploy/config.example.toml");
+        let config: FileConfig = toml::from_str(text).unwrap();
+        assert!(config.redis.resolve().is_ok());
+        assert!(config.worker.resolve().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<FileConfig>("[redis]\nurll = \"x\"").is_err());
+        assert!(toml::from_str::<FileConfig>("[wroker]").is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! Reading BullMQ's structures straight from Redis, for assertions that do
+//! not trust the code under test.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::redis_server::RedisServer;
+use crate::wait::{Check, wait_until};
+
+impl RedisServer {
+    /// The job hash `bull:<queue>:<id>`.
+    pub async fn job_hash(&self, queue: &str, id: &str) -> HashMap<String, String> {
+        redis::cmd("HGETALL")
+            .arg(format!("bull:{queue}:{id}"))
+            .query_async(&mut self.conn().await)
+            .await
+            .unwrap()
+    }
+
+    /// Members of the sorted set `bull:<queue>:<name>`, lowest score first.
+    pub async fn zset(&self, queue: &str, name: &str) -> Vec<String> {
+        redis::cmd("ZRANGE")
+            .arg(format!("bull:{queue}:{name}"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn().await)
+            .await
+            .unwrap()
+    }
+
+    /// Items of the list `bull:<queue>:<name>`, head first.
+    pub async fn list(&self, queue: &str, name: &str) -> Vec<String> {
+        redis::cmd("LRANGE")
+            .arg(format!("bull:{queue}:{name}"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn().await)
+            .await
+            .unwrap()
+    }
+
+    /// Waits until `id` is in the sorted set `bull:<queue>:<name>`
+    /// (`completed`, `failed`, `delayed`...).
+    pub async fn wait_in(&self, queue: &str, name: &str, id: &str) {
+        self.wait_in_for(queue, name, id, Duration::from_secs(20))
+            .await;
+    }
+
+    /// [`wait_in`](Self::wait_in) with a deadline.
+    pub async fn wait_in_for(&self, queue: &str, name: &str, id: &str, deadline: Duration) {
+        let key = format!("bull:{queue}:{name}");
+        wait_until(&format!("job {id} in {key}"), deadline, || {
+            let key = key.clone();
+            async move {
+                let score: Option<f64> = redis::cmd("ZSCORE")
+                    .arg(&key)
+                    .arg(id)
+                    .query_async(&mut self.conn().await)
+                    .await
+                    .unwrap();
+                match score {
+                    Some(_) => Check::Done(()),
+                    None => Check::NotYet(format!("{id} not yet in {key}")),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Waits until the sorted set `bull:<queue>:<name>` holds `n` members.
+    pub async fn wait_count(&self, queue: &str, name: &str, n: usize, deadline: Duration) {
+        let key = format!("bull:{queue}:{name}");
+        wait_until(&format!("{n} in {key}"), deadline, || {
+            let key = key.clone();
+            async move {
+                let have: usize = redis::cmd("ZCARD")
+                    .arg(&key)
+                    .query_async(&mut self.conn().await)
+                    .await
+                    .unwrap();
+                if have == n {
+                    Check::Done(())
+                } else {
+                    Check::NotYet(format!("{have} in {key}"))
+                }
+            }
+        })
+        .await;
+    }
+
+    /// The queue's event stream as (ms the entry was written, fields).
+    pub async fn events(&self, queue: &str) -> Vec<(u64, HashMap<String, String>)> {
+        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(format!("bull:{queue}:events"))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut self.conn().await)
+            .await
+            .unwrap();
+        entries
+            .into_iter()
+            .map(|(id, fields)| {
+                let at = id.split('-').next().unwrap().parse().unwrap();
+                (at, fields)
+            })
+            .collect()
+    }
+
+    /// The `delayed` events as (ms written, absolute due time announced).
+    pub async fn delayed_events(&self, queue: &str) -> Vec<(u64, u64)> {
+        self.events(queue)
+            .await
+            .into_iter()
+            .filter(|(_, f)| f.get("event").map(String::as_str) == Some("delayed"))
+            .map(|(at, f)| (at, f["delay"].parse().unwrap()))
+            .collect()
+    }
+}
