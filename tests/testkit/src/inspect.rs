@@ -90,20 +90,30 @@ impl RedisServer {
 
     /// The queue's event stream as (ms the entry was written, fields).
     pub async fn events(&self, queue: &str) -> Vec<(u64, HashMap<String, String>)> {
-        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
-            .arg(format!("bull:{queue}:events"))
-            .arg("-")
-            .arg("+")
-            .query_async(&mut self.conn().await)
-            .await
-            .unwrap();
-        entries
-            .into_iter()
-            .map(|(id, fields)| {
+        let key = format!("bull:{queue}:events");
+        let mut conn = self.conn().await;
+        let mut all = Vec::new();
+        let mut start = "-".to_string();
+        loop {
+            let page: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(5000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else {
+                return all;
+            };
+            // Continue after the last id (exclusive range).
+            start = format!("({last}");
+            for (id, fields) in page {
                 let at = id.split('-').next().unwrap().parse().unwrap();
-                (at, fields)
-            })
-            .collect()
+                all.push((at, fields));
+            }
+        }
     }
 
     /// The `delayed` events as (ms written, absolute due time announced).

@@ -61,9 +61,14 @@ impl RedisServer {
 
     /// A fresh multiplexed connection, for assertions.
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        // Assertions may read large structures (a 40,000-entry stream);
+        // redis-rs's default 500 ms response timeout is too short for that
+        // on a busy test machine.
+        let config =
+            redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
         redis::Client::open(self.url())
             .expect("redis url")
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .expect("connect to test redis")
     }
