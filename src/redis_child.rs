@@ -95,14 +95,9 @@ impl RedisChild {
 }
 
 async fn ping(socket: &Path) -> bool {
-    let Ok(client) = redis::Client::open(format!("redis+unix://{}", socket.display())) else {
-        return false;
-    };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-        return false;
-    };
-    redis::cmd("PING")
-        .query_async::<String>(&mut conn)
-        .await
-        .is_ok()
+    queue_core::answers_ping(
+        &format!("redis+unix://{}", socket.display()),
+        Duration::from_secs(1),
+    )
+    .await
 }

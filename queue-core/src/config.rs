@@ -131,6 +131,12 @@ impl RedisSettings {
         &self.prefix
     }
 
+    /// The server URL (credentials included: do not log it; see
+    /// [`describe`](Self::describe)).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Where this connects to, with passwords redacted, for logs.
     pub fn describe(&self) -> String {
         if self.cluster_nodes.is_empty() {

@@ -109,6 +109,18 @@ impl Connection {
     }
 }
 
+/// Whether a Redis answers PING at `url` within `timeout`: one attempt, no
+/// retries (for start-up probes such as `drover dev` waiting for its own
+/// redis-server).
+pub async fn answers_ping(url: &str, timeout: Duration) -> bool {
+    let attempt = async {
+        let client = redis::Client::open(url).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+    };
+    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(_)))
+}
+
 fn bullmq_options(settings: &RedisSettings) -> RedisConnectionOptions {
     let options = RedisConnectionOptions::new().url(settings.url.clone());
     if settings.cluster_nodes.is_empty() {

@@ -32,7 +32,7 @@ pub mod producer;
 pub mod registry;
 
 pub use config::{RedisConfig, RedisSettings};
-pub use connection::Connection;
+pub use connection::{Connection, answers_ping};
 pub use consumer::{
     ActiveJob, Consumer, ConsumerEvent, ConsumerObserver, ConsumerOptions, Disposition, Processor,
     RateLimit, SettledJob, Settlement,

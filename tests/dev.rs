@@ -1,0 +1,104 @@
+//! `drover dev`: the README's first command. With no Redis configured it
+//! starts a private redis-server in its data directory, processes jobs with
+//! the built-in handler, and stops its redis-server when it stops.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use testkit::{Check, ChildGuard, wait_until};
+
+fn drover(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
+    cmd.args(args)
+        .env_remove("REDIS_URL")
+        .env_remove("DROVER_PREFIX")
+        .env_remove("DROVER_CONFIG")
+        .env_remove("DROVER_REDIS_CLUSTER_NODES");
+    cmd
+}
+
+#[tokio::test]
+async fn dev_runs_everything_on_a_private_redis() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("state");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(data.path().join("dev.log")).unwrap();
+    let child = drover(&[
+        "dev",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--queue",
+        "default",
+        "--metrics-addr",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .stdin(Stdio::null())
+    .stdout(log.try_clone().unwrap())
+    .stderr(log)
+    .spawn()
+    .unwrap();
+    let mut dev = ChildGuard::new("drover dev", child);
+    let socket = data_dir.join("redis.sock");
+    let url = format!("redis+unix://{}", socket.display());
+    let read_log = || std::fs::read_to_string(data.path().join("dev.log")).unwrap_or_default();
+
+    wait_until("drover dev ready", Duration::from_secs(30), || async {
+        if read_log().contains("ready: enqueue with") {
+            Check::Done(())
+        } else {
+            Check::NotYet(read_log())
+        }
+    })
+    .await;
+    let log_now = read_log();
+    assert!(log_now.contains("no authentication"), "says loudly it is open: {log_now}");
+    assert!(log_now.contains(&url), "tells how to reach its Redis: {log_now}");
+
+    let out = drover(&["enqueue", "default", "hello", "--data", r#"{"who":"dev"}"#])
+        .env("REDIS_URL", &url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let job: Value = wait_until("job completed", Duration::from_secs(20), || async {
+        let out = drover(&["job", "default", &id, "--json"])
+            .env("REDIS_URL", &url)
+            .output()
+            .unwrap();
+        let job: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if job["state"] == "completed" {
+            Check::Done(job)
+        } else {
+            Check::NotYet(job.to_string())
+        }
+    })
+    .await;
+    assert_eq!(job["returnvalue"]["who"], "dev");
+
+    dev.signal(Signal::SIGTERM);
+    let status = dev.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status}: {}", read_log());
+    assert!(
+        !queue_core_answers(&url).await,
+        "the private redis-server stopped with drover dev"
+    );
+    // Its data survived on disk (append-only file).
+    let aof_dir = data_dir.join("appendonlydir");
+    assert!(aof_dir.is_dir(), "append-only file kept in {}", data_dir.display());
+}
+
+async fn queue_core_answers(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    match client.get_multiplexed_async_connection().await {
+        Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok(),
+        Err(_) => false,
+    }
+}
