@@ -13,11 +13,13 @@
 
 mod inspect;
 mod process;
+mod redis_cluster;
 mod redis_server;
 mod wait;
 
 pub mod node;
 
 pub use process::{ChildGuard, workspace_root};
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use wait::{Check, wait_until};
