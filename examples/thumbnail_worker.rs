@@ -75,8 +75,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         heartbeat_interval: Duration::from_secs(5),
     };
     let metrics = Arc::new(WorkerMetrics::unregistered());
-    let pool = WorkerPool::start(&conn, &settings, handlers, metrics, WorkerIdentity::current())
-        .await?;
+    let pool = WorkerPool::start(
+        &conn,
+        &settings,
+        handlers,
+        metrics,
+        WorkerIdentity::current(),
+    )
+    .await?;
     eprintln!("consuming `images`; Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     let report = pool.shutdown(Default::default()).await;

@@ -12,6 +12,7 @@ mod output;
 mod redis_child;
 mod signals;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -101,8 +102,11 @@ fn init_tracing(config: &FileConfig, command: &Command) {
                 .and_then(|f| EnvFilter::try_new(f).ok())
         })
         .unwrap_or_else(|| EnvFilter::new(default));
+    // Colours only for a person at a terminal, never in files or pipes.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match config.log.format.unwrap_or(LogFormat::Text) {
         LogFormat::Json => builder.json().init(),

@@ -36,11 +36,21 @@ const MAY_USE_REDIS: &[&str] = &["drover-queue-core", "drover-bench", "drover-te
 
 fn metadata() -> Value {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
@@ -68,7 +78,10 @@ fn crates_depend_only_downwards() {
     let edges = edges(&metadata());
     let ours: BTreeSet<&str> = ALLOWED.iter().map(|(name, _)| *name).collect();
     let members: BTreeSet<&str> = edges.keys().map(String::as_str).collect();
-    assert_eq!(members, ours, "a crate was added or removed: update ALLOWED");
+    assert_eq!(
+        members, ours,
+        "a crate was added or removed: update ALLOWED"
+    );
     for (krate, allowed) in ALLOWED {
         let allowed: BTreeSet<&str> = allowed.iter().copied().collect();
         let used: BTreeSet<&str> = edges[*krate]

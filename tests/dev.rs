@@ -57,14 +57,24 @@ async fn dev_runs_everything_on_a_private_redis() {
     })
     .await;
     let log_now = read_log();
-    assert!(log_now.contains("no authentication"), "says loudly it is open: {log_now}");
-    assert!(log_now.contains(&url), "tells how to reach its Redis: {log_now}");
+    assert!(
+        log_now.contains("no authentication"),
+        "says loudly it is open: {log_now}"
+    );
+    assert!(
+        log_now.contains(&url),
+        "tells how to reach its Redis: {log_now}"
+    );
 
     let out = drover(&["enqueue", "default", "hello", "--data", r#"{"who":"dev"}"#])
         .env("REDIS_URL", &url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let job: Value = wait_until("job completed", Duration::from_secs(20), || async {
         let out = drover(&["job", "default", &id, "--json"])
@@ -90,7 +100,11 @@ async fn dev_runs_everything_on_a_private_redis() {
     );
     // Its data survived on disk (append-only file).
     let aof_dir = data_dir.join("appendonlydir");
-    assert!(aof_dir.is_dir(), "append-only file kept in {}", data_dir.display());
+    assert!(
+        aof_dir.is_dir(),
+        "append-only file kept in {}",
+        data_dir.display()
+    );
 }
 
 async fn queue_core_answers(url: &str) -> bool {
@@ -98,7 +112,10 @@ async fn queue_core_answers(url: &str) -> bool {
         return false;
     };
     match client.get_multiplexed_async_connection().await {
-        Ok(mut conn) => redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok(),
+        Ok(mut conn) => redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .is_ok(),
         Err(_) => false,
     }
 }

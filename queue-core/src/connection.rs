@@ -116,7 +116,10 @@ pub async fn answers_ping(url: &str, timeout: Duration) -> bool {
     let attempt = async {
         let client = redis::Client::open(url).ok()?;
         let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()
     };
     matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(_)))
 }

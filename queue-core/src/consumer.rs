@@ -19,16 +19,17 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, debug_span, warn};
 
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::failure::{self, EngineResult, Failure};
 use crate::names::QueueName;
 
-/// What the engine's own close may wait for its fetch loop, once no job is
-/// left in flight (a fetch under way finishes in milliseconds).
-const ENGINE_CLOSE_MS: u64 = 250;
+/// Beyond the drain delay, what the engine's own close may wait for its
+/// fetch loop once no job is left in flight: the loop may sit in a blocking
+/// wait for a new job for up to the drain delay.
+const ENGINE_CLOSE_SLACK: Duration = Duration::from_millis(500);
 
 /// How a consumer fetches and locks jobs.
 #[derive(Debug, Clone)]
@@ -64,7 +65,9 @@ impl ConsumerOptions {
             max_stalled_count: 1,
             rate_limit: None,
             worker_name: None,
-            drain_delay: Duration::from_secs(5),
+            // Idle workers block on the queue's marker for at most this
+            // long; short, so that closing never waits long for them.
+            drain_delay: Duration::from_secs(1),
         }
     }
 }
@@ -295,6 +298,7 @@ impl Drop for InFlight<'_> {
 /// A running consumer of one queue.
 pub struct Consumer {
     worker: Arc<bullmq::Worker>,
+    drain_delay: Duration,
     shared: Arc<Shared>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     stop: CancellationToken,
@@ -357,6 +361,7 @@ impl Consumer {
         debug!(queue = %opts.queue, concurrency = opts.concurrency, "consumer started");
         Ok(Self {
             worker,
+            drain_delay: opts.drain_delay,
             shared,
             tasks: std::sync::Mutex::new(tasks),
             stop,
@@ -427,8 +432,13 @@ impl Consumer {
         }
         // Fetching has stopped and finishing is done: the engine's own close
         // only has its idle fetch loop left to stop, which may sit in a
-        // blocking wait for a new job; do not wait out that timeout.
-        if let Err(e) = self.worker.close(ENGINE_CLOSE_MS).await {
+        // blocking wait for a new job until the drain delay ends.
+        let engine_close = self.drain_delay + ENGINE_CLOSE_SLACK;
+        if let Err(e) = self
+            .worker
+            .close(u64::try_from(engine_close.as_millis()).unwrap_or(u64::MAX))
+            .await
+        {
             warn!(queue = %self.shared.queue, error = %e, "closing the worker failed");
         }
         self.stop.cancel();
@@ -473,7 +483,11 @@ async fn run_job(
 ) -> std::result::Result<Value, bullmq::Error> {
     let _in_flight = InFlight::enter(&shared);
     let job = Arc::new(job);
-    let span = info_span!(
+    // DEBUG, like tower-http's request spans: at INFO a span per job costs
+    // about half of Drover's own per-job CPU (the fmt layer formats its
+    // fields on creation). Logs written inside a job carry their ids
+    // explicitly; `RUST_LOG=queue_core=debug` adds the span to everything.
+    let span = debug_span!(
         "job",
         queue = %shared.queue,
         id = %job.id(),

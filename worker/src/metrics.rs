@@ -161,10 +161,11 @@ impl WorkerMetrics {
             .names
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let seen = names.entry(queue.clone()).or_default();
-        if seen.contains(name) {
+        // The common case (a known name) allocates nothing.
+        if names.get(queue).is_some_and(|seen| seen.contains(name)) {
             return name;
         }
+        let seen = names.entry(queue.clone()).or_default();
         if seen.len() < MAX_NAMES_PER_QUEUE {
             seen.insert(name.to_string());
             return name;

@@ -54,7 +54,7 @@ impl WorkerPool {
         let registry = Arc::new(registry);
         let mut consumers = Vec::with_capacity(settings.queues.len());
         for q in &settings.queues {
-            let runner = HandlerRunner::new(registry.clone(), q.job_timeout, metrics.clone());
+            let runner = HandlerRunner::new(&q.name, registry.clone(), q.job_timeout, &metrics);
             let opts = ConsumerOptions {
                 lock_duration: q.lock_duration,
                 stalled_interval: q.stalled_interval,

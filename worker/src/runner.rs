@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use queue_core::{ActiveJob, Disposition, Failure, Processor};
+use queue_core::{ActiveJob, Disposition, Failure, Processor, QueueName};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::JobContext;
 use crate::handler::HandlerRegistry;
-use crate::metrics::WorkerMetrics;
+use crate::metrics::{InFlightGauge, WorkerMetrics};
 use crate::outcome::{JobError, error_chain};
 
 /// The [`Processor`] a queue's consumer runs: handler lookup by job name,
@@ -23,19 +23,21 @@ use crate::outcome::{JobError, error_chain};
 pub(crate) struct HandlerRunner {
     registry: Arc<HandlerRegistry>,
     default_timeout: Option<Duration>,
-    metrics: Arc<WorkerMetrics>,
+    in_flight: InFlightGauge,
 }
 
 impl HandlerRunner {
+    /// The runner of one queue's jobs.
     pub(crate) fn new(
+        queue: &QueueName,
         registry: Arc<HandlerRegistry>,
         default_timeout: Option<Duration>,
-        metrics: Arc<WorkerMetrics>,
+        metrics: &WorkerMetrics,
     ) -> Self {
         Self {
             registry,
             default_timeout,
-            metrics,
+            in_flight: metrics.in_flight(queue),
         }
     }
 }
@@ -58,7 +60,7 @@ impl Processor for HandlerRunner {
         };
         let handler = registered.handler.clone();
         let timeout = registered.options.timeout.or(self.default_timeout);
-        let in_flight = self.metrics.in_flight(job.queue());
+        let in_flight = self.in_flight.clone();
         Box::pin(async move {
             let _in_flight = in_flight.enter();
             let cancel = CancellationToken::new();

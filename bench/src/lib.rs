@@ -1,0 +1,24 @@
+//! Shared pieces of Drover's benchmark programs (see `README.md`).
+//!
+//! - [`server`]: a private `redis-server` child on a free port.
+//! - [`probe`]: the orchestrator's own read-only view of Redis (pending
+//!   jobs, connected clients) plus `FLUSHALL`.
+//! - [`clients`]: pausing/resuming a queue and bulk enqueue through each
+//!   client under test (Node BullMQ, bare bullmq-official, Drover).
+//! - [`procs`]: worker processes: launching, peak RSS, stopping.
+//! - [`report`]: results as text tables and JSON.
+
+pub mod clients;
+pub mod probe;
+pub mod procs;
+pub mod report;
+pub mod server;
+
+/// The BullMQ key prefix every client in the benchmark uses.
+pub const PREFIX: &str = "bull";
+
+/// The queue every case uses (the database is flushed between cases).
+pub const QUEUE: &str = "bench";
+
+/// The job name of every benchmark job.
+pub const JOB_NAME: &str = "noop";
