@@ -1,6 +1,7 @@
 //! Compatibility with the real BullMQ Node client (6.7.0, pinned in
 //! `compat/package.json`), in both directions. Each scenario asserts exact
 //! results and states as both sides see them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
 mod support;
 
@@ -40,8 +41,8 @@ async fn node_view(server: &RedisServer, queue: &str, ids: &[String]) -> Value {
     .await
 }
 
-fn node_worker(server: &RedisServer, drover: &Drover, params: Value) -> ChildGuard {
-    node::spawn("worker.mjs", &server.url(), &params, drover.dir.path())
+fn node_worker(server: &RedisServer, drover: &Drover, params: &Value) -> ChildGuard {
+    node::spawn("worker.mjs", &server.url(), params, drover.dir.path())
 }
 
 /// Lines a spawned Node worker printed.
@@ -144,7 +145,7 @@ async fn drover_enqueue_is_processed_by_a_node_worker() {
     let _worker = node_worker(
         &server,
         &drover,
-        json!({ "queue": "d2n", "concurrency": 2 }),
+        &json!({ "queue": "d2n", "concurrency": 2 }),
     );
     wait_node_ready(&drover).await;
     let a = drover
@@ -189,7 +190,7 @@ async fn drover_enqueue_is_processed_by_a_node_worker() {
         json!({ "echo": { "unicode": "héllo ✓" }, "by": "node" })
     );
     assert_eq!(job["attempts_made"], 1);
-    let view = node_view(&server, "d2n", &[b.clone()]).await;
+    let view = node_view(&server, "d2n", std::slice::from_ref(&b)).await;
     assert_eq!(view["jobs"][0]["opts"]["attempts"], 3);
 }
 
@@ -271,7 +272,7 @@ async fn drover_retry_options_drive_a_node_worker() {
     let _worker = node_worker(
         &server,
         &drover,
-        json!({ "queue": "rr", "behavior": "fail" }),
+        &json!({ "queue": "rr", "behavior": "fail" }),
     );
     wait_node_ready(&drover).await;
     let id = drover
@@ -376,7 +377,7 @@ async fn priorities_and_delays_are_ordered_the_same_on_both_sides() {
     let _node = node_worker(
         &server,
         &drover,
-        json!({ "queue": "prio2", "concurrency": 1 }),
+        &json!({ "queue": "prio2", "concurrency": 1 }),
     );
     wait_node_ready(&drover).await;
     drover.ok(&["resume", "prio2"]).await;
@@ -552,10 +553,10 @@ async fn stalled_jobs_are_recovered_across_implementations() {
     let _node = node_worker(
         &server,
         &drover,
-        json!({ "queue": "k1", "lockDuration": 1000, "stalledInterval": 500 }),
+        &json!({ "queue": "k1", "lockDuration": 1000, "stalledInterval": 500 }),
     );
     server.wait_in("k1", "completed", &id).await;
-    let view = node_view(&server, "k1", &[id.clone()]).await;
+    let view = node_view(&server, "k1", std::slice::from_ref(&id)).await;
     let job = &view["jobs"][0];
     assert_eq!(job["state"], "completed");
     assert_eq!(job["stalledCounter"], 1);
@@ -623,7 +624,7 @@ async fn mixed_node_and_drover_workers_complete_each_job_exactly_once() {
     let _node = node_worker(
         &server,
         &drover,
-        json!({ "queue": "mixed", "concurrency": 8, "name": "node-w" }),
+        &json!({ "queue": "mixed", "concurrency": 8, "name": "node-w" }),
     );
     let _rust = drover.spawn_worker("rust", &["--queue", "mixed", "--concurrency", "8"]);
     server

@@ -1,6 +1,7 @@
 //! `drover dev`: the README's first command. With no Redis configured it
 //! starts a private redis-server in its data directory, processes jobs with
 //! the built-in handler, and stops its redis-server when it stops.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Admin actions against a real Redis: each does what it says, refuses what
 //! it must, and works in bounded batches.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
 mod support;
 

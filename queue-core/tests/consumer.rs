@@ -1,5 +1,6 @@
 //! The consumer against a real redis-server: every disposition lands in
 //! Redis with BullMQ's semantics.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
 mod support;
 

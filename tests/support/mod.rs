@@ -1,6 +1,7 @@
 //! Running the real `drover` binary from tests.
 #![allow(dead_code)] // each test binary uses a subset
 #![allow(unreachable_pub)] // shared between test files, not exported
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -1,5 +1,6 @@
 //! The `http` handler against a real HTTP server (axum, in-process) and a
 //! real Redis: what it sends, and what each answer does to the job.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
 mod support;
 

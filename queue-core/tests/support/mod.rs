@@ -1,6 +1,7 @@
 //! Shared helpers for queue-core's integration tests.
 #![allow(dead_code)] // each test binary uses a subset
 #![allow(unreachable_pub)] // items are shared between test files, not exported
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
 
 use std::sync::Mutex;
 

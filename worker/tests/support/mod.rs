@@ -1,6 +1,7 @@
 //! Shared helpers for the worker crate's integration tests.
 #![allow(dead_code)] // each test binary uses a subset
 #![allow(unreachable_pub)] // shared between test files, not exported
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
 
 use std::sync::Arc;
 use std::time::Duration;
