@@ -21,7 +21,11 @@ const done = new Promise((resolve) => {
 events.on('error', (err) => emit({ event: 'error', message: String(err && err.message) }));
 await events.waitUntilReady();
 emit({ ready: true });
-const timeout = new Promise((resolve) => setTimeout(resolve, params.timeoutMs || 20000));
+let timer;
+const timeout = new Promise((resolve) => {
+  timer = setTimeout(resolve, params.timeoutMs || 20000);
+});
 await Promise.race([done, timeout]);
+clearTimeout(timer);
 emit({ received, counts });
 await events.close();
