@@ -32,6 +32,22 @@ async fn wait_active(server: &RedisServer, queue: &str, n: usize) {
 async fn sigterm_with_jobs_in_flight_loses_none_and_runs_none_twice() {
     let server = RedisServer::start().await;
     let drover = Drover::new(&server);
+    // Enqueue before the worker starts, so it takes all ten at once: the
+    // short jobs must still be running when they are all in flight.
+    let mut short = Vec::new();
+    let mut long = Vec::new();
+    for i in 0..5 {
+        short.push(
+            drover
+                .enqueue("sd", "short", &json!({ "i": i, "sleep_ms": 1500 }), &[])
+                .await,
+        );
+        long.push(
+            drover
+                .enqueue("sd", "long", &json!({ "i": i, "sleep_ms": 8000 }), &[])
+                .await,
+        );
+    }
     let mut first = drover.spawn_worker(
         "first",
         &[
@@ -40,23 +56,9 @@ async fn sigterm_with_jobs_in_flight_loses_none_and_runs_none_twice() {
             "--concurrency",
             "10",
             "--shutdown-timeout",
-            "1500",
+            "4000",
         ],
     );
-    let mut short = Vec::new();
-    let mut long = Vec::new();
-    for i in 0..5 {
-        short.push(
-            drover
-                .enqueue("sd", "short", &json!({ "i": i, "sleep_ms": 300 }), &[])
-                .await,
-        );
-        long.push(
-            drover
-                .enqueue("sd", "long", &json!({ "i": i, "sleep_ms": 4000 }), &[])
-                .await,
-        );
-    }
     wait_active(&server, "sd", 10).await;
     first.signal(Signal::SIGTERM);
     let status = first.wait_exit(Duration::from_secs(15)).await;
