@@ -473,23 +473,7 @@ async fn node_queue_events_receive_drover_events() {
             .await
         }
     });
-    wait_until(
-        "QueueEvents blocked on XREAD",
-        Duration::from_secs(30),
-        || async {
-            let clients: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut server.conn().await)
-                .await
-                .unwrap();
-            if clients.contains("cmd=xread") {
-                Check::Done(())
-            } else {
-                Check::NotYet("no client in XREAD".into())
-            }
-        },
-    )
-    .await;
+    server.wait_blocked_in("xread").await;
     let good = drover
         .enqueue(
             "ev",

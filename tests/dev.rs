@@ -63,7 +63,7 @@ async fn dev_runs_everything_on_a_private_redis() {
         "says loudly it is open: {log_now}"
     );
     assert!(
-        log_now.contains(&url),
+        log_now.contains(&format!("REDIS_URL={url} drover enqueue")),
         "tells how to reach its Redis: {log_now}"
     );
 

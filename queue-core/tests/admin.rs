@@ -106,23 +106,7 @@ async fn pause_and_resume_stop_and_restart_workers() {
     // While paused nothing is taken. To make that check mean something,
     // first wait until the worker has looked for work and gone to block on
     // the marker (BZPOPMIN), which it only does after finding none.
-    wait_until(
-        "worker blocked on the marker",
-        Duration::from_secs(10),
-        || async {
-            let clients: String = redis::cmd("CLIENT")
-                .arg("LIST")
-                .query_async(&mut server.conn().await)
-                .await
-                .unwrap();
-            if clients.contains("cmd=bzpopmin") {
-                Check::Done(())
-            } else {
-                Check::NotYet("no client in bzpopmin".into())
-            }
-        },
-    )
-    .await;
+    server.wait_blocked_in("bzpopmin").await;
     let c = counts(&conn, &q).await;
     assert_eq!((c.waiting, c.completed), (2, 0));
     admin::resume(&conn, &q).await.unwrap();

@@ -3,18 +3,14 @@
 //! private redis-server in the data directory; runs workers with the
 //! built-in handlers; serves metrics. Binds to loopback only.
 
-use std::sync::Arc;
-
-use drover_worker::{WorkerConfig, WorkerIdentity, WorkerMetrics, WorkerPool};
-use tokio_util::sync::CancellationToken;
+use drover_worker::WorkerConfig;
 use tracing::{info, warn};
 
 use super::connect;
-use super::worker::builtin_handlers;
+use super::worker::{builtin_handlers, serve_until_signal};
 use crate::cli::{DevArgs, HandlerKind};
 use crate::config::FileConfig;
 use crate::exit::UsageError;
-use crate::metrics_server;
 use crate::redis_child::RedisChild;
 use crate::signals::Signals;
 
@@ -69,29 +65,23 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
         "drover dev: development mode, loopback only, no authentication"
     );
 
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(WorkerMetrics::new(&registry)?);
-    let stop_metrics = CancellationToken::new();
-    let server = metrics_server::spawn(&args.metrics_addr, registry, stop_metrics.clone()).await?;
-    let pool = WorkerPool::start(
+    let url = queue_core::config::redact_url(conn.settings().url());
+    let served = serve_until_signal(
         &conn,
         &settings,
         handlers,
-        metrics,
-        WorkerIdentity::current(),
+        Some(&args.metrics_addr),
+        &signals,
+        || {
+            info!(
+                "ready: enqueue with `REDIS_URL={url} drover enqueue {} <name> --data '{{}}'`",
+                args.queue[0]
+            );
+        },
     )
-    .await?;
-    info!(
-        "ready: enqueue with `drover enqueue {} <name> --data '{{}}'`",
-        args.queue[0]
-    );
-
-    signals.graceful.cancelled().await;
-    pool.shutdown(signals.hurry.clone()).await;
-    stop_metrics.cancel();
-    let _ = server.await;
+    .await;
     if let Some(child) = private {
         child.stop().await;
     }
-    Ok(())
+    served
 }

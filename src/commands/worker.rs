@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use drover_worker::builtin::{Echo, HttpHandler};
-use drover_worker::{HandlerOptions, HandlerRegistry, WorkerIdentity, WorkerMetrics, WorkerPool};
+use drover_worker::{
+    HandlerOptions, HandlerRegistry, WorkerIdentity, WorkerMetrics, WorkerPool, WorkerSettings,
+};
+use queue_core::Connection;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -23,21 +26,40 @@ pub(crate) async fn run(mut config: FileConfig, args: &WorkerArgs) -> anyhow::Re
     info!(redis = ?redis, worker = ?settings, handler = ?args.handler, "starting worker");
     let signals = Signals::listen()?;
     let conn = connect(redis).await?;
-    let registry = prometheus::Registry::new();
-    let metrics = Arc::new(WorkerMetrics::new(&registry)?);
-    let stop_metrics = CancellationToken::new();
-    let metrics_server = match &config.metrics.addr {
-        Some(addr) => Some(metrics_server::spawn(addr, registry, stop_metrics.clone()).await?),
-        None => None,
-    };
-    let pool = WorkerPool::start(
+    serve_until_signal(
         &conn,
         &settings,
         handlers,
-        metrics,
-        WorkerIdentity::current(),
+        config.metrics.addr.as_deref(),
+        &signals,
+        || {
+            info!("ready");
+        },
     )
-    .await?;
+    .await
+}
+
+/// Runs a worker pool (and `/metrics` when `metrics_addr` is set) until
+/// the first termination signal, then shuts it down gracefully; the second
+/// signal hurries the shutdown. `ready` runs once the pool consumes.
+pub(crate) async fn serve_until_signal(
+    conn: &Connection,
+    settings: &WorkerSettings,
+    handlers: HandlerRegistry,
+    metrics_addr: Option<&str>,
+    signals: &Signals,
+    ready: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let registry = prometheus::Registry::new();
+    let metrics = Arc::new(WorkerMetrics::new(&registry)?);
+    let stop_metrics = CancellationToken::new();
+    let metrics_server = match metrics_addr {
+        Some(addr) => Some(metrics_server::spawn(addr, registry, stop_metrics.clone()).await?),
+        None => None,
+    };
+    let pool =
+        WorkerPool::start(conn, settings, handlers, metrics, WorkerIdentity::current()).await?;
+    ready();
     signals.graceful.cancelled().await;
     pool.shutdown(signals.hurry.clone()).await;
     stop_metrics.cancel();

@@ -267,7 +267,11 @@ async fn shutdown_finishes_short_jobs_and_hands_long_ones_back() {
     assert_eq!(first_metrics.handed_back(), 5);
     // The long jobs were handed back unfinished, not waited for.
     let done: Vec<String> = effects.lock().unwrap().keys().cloned().collect();
-    assert_eq!(done.len(), 5, "only the short jobs ran to the end: {done:?}");
+    assert_eq!(
+        done.len(),
+        5,
+        "only the short jobs ran to the end: {done:?}"
+    );
     assert!(done.iter().all(|id| short.contains(id)));
     for id in &short {
         server.wait_in("sd", "completed", id).await;

@@ -88,6 +88,33 @@ impl RedisServer {
         .await;
     }
 
+    /// Waits until some client is blocked in `command` (e.g. `bzpopmin`: a
+    /// worker found nothing to do and waits on a queue's marker; `xread`: a
+    /// `QueueEvents` listens).
+    pub async fn wait_blocked_in(&self, command: &str) {
+        let needle = format!("cmd={}", command.to_ascii_lowercase());
+        wait_until(
+            &format!("a client blocked in {command}"),
+            Duration::from_secs(30),
+            || {
+                let needle = needle.clone();
+                async move {
+                    let clients: String = redis::cmd("CLIENT")
+                        .arg("LIST")
+                        .query_async(&mut self.conn().await)
+                        .await
+                        .unwrap();
+                    if clients.contains(&needle) {
+                        Check::Done(())
+                    } else {
+                        Check::NotYet(format!("no client in {command}"))
+                    }
+                }
+            },
+        )
+        .await;
+    }
+
     /// The queue's event stream as (ms the entry was written, fields).
     pub async fn events(&self, queue: &str) -> Vec<(u64, HashMap<String, String>)> {
         let key = format!("bull:{queue}:events");
