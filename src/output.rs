@@ -2,8 +2,6 @@
 //! for scripts.
 #![allow(clippy::print_stdout)] // this module is the CLI's stdout
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 
 /// Prints `value` as one line of JSON.
@@ -98,11 +96,7 @@ pub(crate) fn maybe_timestamp(ms: Option<u64>) -> String {
 
 /// How long ago `ms` was, roughly (`3s`, `5m`, `2h`, `4d`).
 pub(crate) fn ago(ms: u64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let secs = now.saturating_sub(ms) / 1000;
+    let secs = queue_core::now_ms().saturating_sub(ms) / 1000;
     match secs {
         0..60 => format!("{secs}s"),
         60..3_600 => format!("{}m", secs / 60),

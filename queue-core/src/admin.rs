@@ -2,8 +2,9 @@
 //! scripts and all bounded: bulk actions run in batches of
 //! [`ADMIN_BATCH`] so no single script holds Redis for long.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::connection::Connection;
 use crate::error::{QueueError, Result};
 use crate::keys;
@@ -116,13 +117,6 @@ pub async fn remove_job(conn: &Connection, queue: &QueueName, id: &str) -> Resul
         }
         Err(e) => Err(e.into()),
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Moves every job that failed before now back to waiting; returns how many

@@ -11,7 +11,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use bullmq::worker::WorkerEvent;
 use futures::future::BoxFuture;
@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use crate::clock::epoch_ms;
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::failure::{self, EngineResult, Failure};
@@ -535,16 +536,10 @@ async fn settle(shared: &Shared, job: &bullmq::Job, d: Disposition) -> (EngineRe
         Disposition::Fail(failure) => failure::apply(&shared.conn, &shared.queue, job, failure)
             .await
             .unwrap_or_else(|(what, e)| unapplied(shared, job, what, &e)),
-        Disposition::DelayUntil(at) => {
-            let at_ms = at
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            match job.move_to_delayed(at_ms).await {
-                Ok(()) => (Err(bullmq::Error::Delayed), Settlement::Delayed),
-                Err(e) => unapplied(shared, job, "move the job to delayed", &e),
-            }
-        }
+        Disposition::DelayUntil(at) => match job.move_to_delayed(epoch_ms(at)).await {
+            Ok(()) => (Err(bullmq::Error::Delayed), Settlement::Delayed),
+            Err(e) => unapplied(shared, job, "move the job to delayed", &e),
+        },
         Disposition::RateLimited(wait) => {
             let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             // Shared limiter key: every worker of the queue with a rate

@@ -2,11 +2,12 @@
 //! hash gets `failedReason` and the growing `stacktrace` on every attempt,
 //! then the job is retried (per [`crate::retry`]) or failed for good.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::Value;
 use tracing::warn;
 
+use crate::clock::now_ms;
 use crate::connection::Connection;
 use crate::consumer::Settlement;
 use crate::error::QueueError;
@@ -127,11 +128,7 @@ pub(crate) async fn apply(
             Settlement::Retrying { delay_ms },
         ),
         RetryDecision::Retry { delay_ms, .. } => {
-            let due = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0)
-                .saturating_add(delay_ms.max(1));
+            let due = now_ms().saturating_add(delay_ms.max(1));
             job.move_to_delayed(due)
                 .await
                 .map_err(|e| ("move the job to delayed for its retry", e.into()))?;

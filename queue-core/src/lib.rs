@@ -14,6 +14,7 @@
 //! `worker` crate) and it holds no policy about HTTP or schedules. No other
 //! crate builds a Redis key or sends a Redis command.
 
+mod clock;
 mod connection;
 mod discovery;
 mod error;
@@ -31,6 +32,7 @@ pub mod inspect;
 pub mod producer;
 pub mod registry;
 
+pub use clock::{epoch_ms, now_ms};
 pub use config::{RedisConfig, RedisSettings};
 pub use connection::{Connection, answers_ping};
 pub use consumer::{

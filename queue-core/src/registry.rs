@@ -2,10 +2,11 @@
 //! any BullMQ worker's connection as BullMQ's `getWorkers()` sees it.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_ms;
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::keys;
@@ -38,13 +39,6 @@ pub struct WorkerQueue {
     pub concurrency: usize,
     /// Jobs it is processing now.
     pub in_flight: usize,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Writes `info` (stamped with the current time) to the registry.

@@ -2,7 +2,7 @@
 //! written every few seconds so `drover workers` and dashboards see it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use queue_core::registry::{self, WorkerInfo, WorkerQueue};
 use queue_core::{Connection, Consumer};
@@ -35,10 +35,7 @@ impl WorkerIdentity {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "unknown".to_string()),
             pid: std::process::id(),
-            started_at_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
+            started_at_ms: queue_core::now_ms(),
         }
     }
 
