@@ -99,6 +99,21 @@ impl Connection {
         Ok(handle)
     }
 
+    /// A bullmq `FlowProducer` on the shared connection, for atomic bulk
+    /// adds (cheap: it only clones the connection handle).
+    pub(crate) fn flow_producer(&self) -> Result<bullmq::FlowProducer> {
+        Ok(bullmq::FlowProducer::with_connection(
+            self.inner.redis.clone(),
+            Some(self.prefix().to_string()),
+        )?)
+    }
+
+    /// A new connection of its own, with no response timeout, for blocking
+    /// reads (`XREAD BLOCK`) that must not hold up the shared connection.
+    pub(crate) async fn dedicated(&self) -> Result<AnyConnection> {
+        Ok(self.inner.redis.dedicated_any_connection().await?)
+    }
+
     fn lock_queues(&self) -> std::sync::MutexGuard<'_, HashMap<QueueName, bullmq::Queue>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (inserts are single calls), so a poisoned lock is still usable.

@@ -457,6 +457,9 @@ impl Consumer {
     }
 }
 
+/// Per-minute metrics points kept per queue: one week.
+const METRICS_DATA_POINTS: usize = 7 * 24 * 60;
+
 fn worker_options(conn: &Connection, opts: &ConsumerOptions) -> bullmq::WorkerOptions {
     let mut w = bullmq::WorkerOptions::new()
         .connection(conn.bullmq_options())
@@ -467,6 +470,11 @@ fn worker_options(conn: &Connection, opts: &ConsumerOptions) -> bullmq::WorkerOp
         .max_stalled_count(opts.max_stalled_count)
         .drain_delay(opts.drain_delay.max(Duration::from_secs(1)))
         .run_retry_delay(conn.settings().reconnect_delay)
+        // BullMQ's own completed/failed counters and per-minute series (one
+        // week), which the API's metrics and BullMQ dashboards read.
+        .metrics(bullmq::MetricsOptions {
+            max_data_points: METRICS_DATA_POINTS,
+        })
         .skip_version_check();
     if let Some(limit) = opts.rate_limit {
         w = w.limiter(bullmq::RateLimiterOptions::new(limit.max, limit.per));

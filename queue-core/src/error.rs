@@ -82,6 +82,68 @@ pub enum QueueError {
         /// The queue.
         queue: String,
     },
+    /// An `Idempotency-Key` is empty, too long or not visible ASCII.
+    #[error("invalid idempotency key: {0}")]
+    InvalidIdempotencyKey(&'static str),
+    /// An idempotency key was used before for a different request.
+    #[error(
+        "this idempotency key was already used for a different request; use a new key for a new request"
+    )]
+    IdempotencyKeyReused,
+    /// An events cursor (`Last-Event-ID`) is not a Redis stream id.
+    #[error("invalid event id {0:?}: expected a stream id such as 1700000000000-0")]
+    InvalidEventCursor(String),
+    /// The store's settings are unusable.
+    #[error("invalid store settings: {0}")]
+    InvalidStoreConfig(String),
+    /// The store's schema is older than this binary's migrations.
+    #[error(
+        "the store is {pending} migration(s) behind this drover; run `drover migrate`, or start with --migrate"
+    )]
+    StoreSchemaOutdated {
+        /// Migrations this binary has that the store has not applied.
+        pending: usize,
+    },
+    /// Migrating the store failed, or its migration history does not fit
+    /// this binary's migrations.
+    #[error("store migration failed: {0}")]
+    StoreMigration(String),
+    /// The store could not be reached or failed the query.
+    #[error("store error: {0}; check DATABASE_URL (or [store] url) and that the database is up")]
+    Store(#[source] sqlx::Error),
+    /// The store holds a row Drover cannot read back.
+    #[error(
+        "the store holds data this drover cannot read ({0}); was it written by a newer version?"
+    )]
+    StoreData(String),
+    /// No API key has that id, and no active key has that name.
+    #[error("no API key with id or active name {key:?}; `drover keys list --all` shows them")]
+    ApiKeyNotFound {
+        /// The id or name asked for.
+        key: String,
+    },
+    /// An active key already has that name.
+    #[error("an active API key is already named {name:?}; pick another name or revoke it first")]
+    ApiKeyNameTaken {
+        /// The name.
+        name: String,
+    },
+    /// A key name breaks the naming rule.
+    #[error("invalid API key name {name:?}: {reason}")]
+    InvalidApiKeyName {
+        /// The rejected name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A scope is not `enqueue:<pattern>`, `read` or `admin`.
+    #[error("invalid scope {scope:?}: {reason}")]
+    InvalidScope {
+        /// The rejected scope.
+        scope: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// Redis could not be reached or failed the command.
     #[error("redis error: {0}; check REDIS_URL and that redis-server is running")]
     Redis(#[source] redis::RedisError),
@@ -127,12 +189,24 @@ impl QueueError {
             | Self::InvalidJobId { .. }
             | Self::InvalidJobName { .. }
             | Self::InvalidOptions(_)
-            | Self::InvalidConfig(_) => ErrorKind::InvalidInput,
-            Self::QueueNotFound { .. } | Self::JobNotFound { .. } => ErrorKind::NotFound,
+            | Self::InvalidConfig(_)
+            | Self::InvalidIdempotencyKey(_)
+            | Self::InvalidEventCursor(_)
+            | Self::InvalidStoreConfig(_)
+            | Self::InvalidApiKeyName { .. }
+            | Self::InvalidScope { .. } => ErrorKind::InvalidInput,
+            Self::QueueNotFound { .. } | Self::JobNotFound { .. } | Self::ApiKeyNotFound { .. } => {
+                ErrorKind::NotFound
+            }
             Self::JobNotInState { .. }
             | Self::JobLocked { .. }
             | Self::JobBelongsToScheduler { .. }
-            | Self::QueueHasActiveJobs { .. } => ErrorKind::Conflict,
+            | Self::QueueHasActiveJobs { .. }
+            | Self::IdempotencyKeyReused
+            | Self::ApiKeyNameTaken { .. } => ErrorKind::Conflict,
+            Self::StoreSchemaOutdated { .. } => ErrorKind::Unavailable,
+            Self::Store(e) if is_store_transient(e) => ErrorKind::Unavailable,
+            Self::Store(_) | Self::StoreMigration(_) | Self::StoreData(_) => ErrorKind::Internal,
             Self::Redis(e) if is_transient(e) => ErrorKind::Unavailable,
             Self::Redis(_) | Self::Protocol(_) => ErrorKind::Internal,
         }
@@ -158,6 +232,66 @@ fn is_transient(e: &redis::RedisError) -> bool {
                 | redis::ErrorKind::Server(redis::ServerErrorKind::MasterDown)
                 | redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
         )
+}
+
+/// Whether the database was unreachable, overloaded or restarting rather
+/// than refusing the query itself.
+fn is_store_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = pg.code();
+                // Class 08: connection exceptions; 53: out of resources
+                // (too many connections); 57P01-57P03: shutting down or
+                // starting; 40001/40P01: serialization failure, deadlock.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLITE_BUSY and SQLITE_LOCKED, with their extended codes:
+                // another writer held the file past the busy timeout.
+                let code = db.code().and_then(|c| c.parse::<i32>().ok());
+                matches!(code.map(|c| c & 0xff), Some(5 | 6))
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+impl From<sqlx::Error> for QueueError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for QueueError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        use sqlx::migrate::MigrateError as M;
+        match e {
+            // The database failed, not the migration: keep it a store error
+            // so an unreachable database still reads as unavailable.
+            M::Execute(e) => Self::Store(e),
+            M::ExecuteMigration(e, version) => {
+                Self::StoreMigration(format!("migration {version} failed: {e}"))
+            }
+            M::VersionMismatch(version) => Self::StoreMigration(format!(
+                "migration {version} was edited after it was applied; restore its original file \
+                 and put the change in a new migration"
+            )),
+            M::Dirty(version) => Self::StoreMigration(format!(
+                "migration {version} is partially applied; repair the schema by hand, then delete \
+                 its row from _sqlx_migrations"
+            )),
+            other => Self::StoreMigration(other.to_string()),
+        }
+    }
 }
 
 impl From<redis::RedisError> for QueueError {

@@ -22,6 +22,7 @@ pub const MAX_PAGE_SIZE: u64 = 1_000;
 pub const MAX_LOG_LINES: u64 = 1_000;
 
 /// How many jobs a queue holds in each state, and whether it is paused.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct QueueCounts {
     /// `wait` plus the legacy `paused` list.
@@ -40,6 +41,13 @@ pub struct QueueCounts {
     pub waiting_children: u64,
     /// Whether the queue is paused (`meta.paused` present).
     pub paused: bool,
+    /// Jobs completed since BullMQ's metrics began (`metrics:completed`
+    /// `count`, kept by workers that record metrics, as Drover's do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_total: Option<u64>,
+    /// Jobs finally failed since BullMQ's metrics began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_total: Option<u64>,
 }
 
 impl QueueCounts {
@@ -58,7 +66,7 @@ impl QueueCounts {
 }
 
 /// Commands per queue in [`queue_counts`], in the order they are read back.
-const COUNT_COMMANDS: usize = 9;
+const COUNT_COMMANDS: usize = 11;
 
 /// Counts for many queues in one round trip (one pipeline per cluster slot,
 /// sent concurrently).
@@ -90,11 +98,13 @@ pub async fn queue_counts(
                 .zcard(k.completed())
                 .zcard(k.failed())
                 .zcard(k.waiting_children())
-                .hexists(k.meta(), "paused");
+                .hexists(k.meta(), "paused")
+                .hget(k.get("metrics:completed"), "count")
+                .hget(k.get("metrics:failed"), "count");
         }
         let mut redis = conn.redis();
         async move {
-            let values: Vec<u64> = pipe.query_async(&mut redis).await?;
+            let values: Vec<Option<u64>> = pipe.query_async(&mut redis).await?;
             Ok::<_, QueueError>((group, values))
         }
     });
@@ -112,20 +122,24 @@ pub async fn queue_counts(
                 failed,
                 children,
                 paused,
+                completed_total,
+                failed_total,
             ] = v
                 .try_into()
                 .map_err(|_| QueueError::Protocol("short reply to the counts pipeline".into()))?;
             counts.insert(
                 queue.clone(),
                 QueueCounts {
-                    waiting: wait + paused_list,
-                    prioritized,
-                    delayed,
-                    active,
-                    completed,
-                    failed,
-                    waiting_children: children,
-                    paused: paused == 1,
+                    waiting: wait.unwrap_or(0) + paused_list.unwrap_or(0),
+                    prioritized: prioritized.unwrap_or(0),
+                    delayed: delayed.unwrap_or(0),
+                    active: active.unwrap_or(0),
+                    completed: completed.unwrap_or(0),
+                    failed: failed.unwrap_or(0),
+                    waiting_children: children.unwrap_or(0),
+                    paused: paused == Some(1),
+                    completed_total,
+                    failed_total,
                 },
             );
         }

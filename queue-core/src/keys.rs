@@ -28,6 +28,19 @@ pub(crate) fn worker_registry(prefix: &str) -> String {
     format!("{DROVER_NAMESPACE}:{prefix}:workers")
 }
 
+/// The record of one `Idempotency-Key` (a string, JSON: fingerprint and job
+/// ids). `digest` is a hex SHA-256 of the key's owner, queue and key, so
+/// the client's text never becomes part of a key name.
+pub(crate) fn idempotency_record(prefix: &str, digest: &str) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:idempotency:{digest}")
+}
+
+/// The request counter of one rate-limit subject (an API key id) for one
+/// window, numbered by its start in seconds since the epoch.
+pub(crate) fn rate_limit_window(prefix: &str, subject: &str, window: u64) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:ratelimit:{subject}:{window}")
+}
+
 /// SCAN patterns whose matches name the queues under `prefix`: every queue
 /// has a `meta` hash (written by any Queue or script) or an `id` counter
 /// (written by every add).

@@ -28,9 +28,13 @@ mod state;
 pub mod admin;
 pub mod config;
 pub mod consumer;
+pub mod events;
+pub mod idempotency;
 pub mod inspect;
 pub mod producer;
+pub mod rate_limit;
 pub mod registry;
+pub mod store;
 
 pub use clock::{epoch_ms, now_ms};
 pub use config::{RedisConfig, RedisSettings};
@@ -43,8 +47,8 @@ pub use discovery::QueueDiscovery;
 pub use error::{ErrorKind, QueueError, Result};
 pub use failure::Failure;
 pub use names::{
-    MAX_JOB_ID_BYTES, MAX_JOB_NAME_BYTES, MAX_QUEUE_NAME_BYTES, QueueName, validate_custom_job_id,
-    validate_job_name,
+    MAX_JOB_ID_BYTES, MAX_JOB_NAME_BYTES, MAX_NEW_QUEUE_NAME_BYTES, MAX_QUEUE_NAME_BYTES,
+    QueueName, validate_custom_job_id, validate_job_name,
 };
 pub use record::JobRecord;
 pub use retry::{FailedAttempt, RetryDecision, StoredBackoff, decide as decide_retry};

@@ -11,6 +11,8 @@ use crate::error::{QueueError, Result};
 
 /// Longest queue name accepted, in bytes.
 pub const MAX_QUEUE_NAME_BYTES: usize = 255;
+/// Longest name of a queue created through the API, in bytes.
+pub const MAX_NEW_QUEUE_NAME_BYTES: usize = 128;
 /// Longest job name accepted, in bytes.
 pub const MAX_JOB_NAME_BYTES: usize = 255;
 /// Longest custom job id accepted, in bytes.
@@ -39,6 +41,39 @@ impl QueueName {
         match reason {
             Some(reason) => Err(QueueError::InvalidQueueName { name, reason }),
             None => Ok(Self(name)),
+        }
+    }
+
+    /// Checks `name` against the stricter rule for queues Drover creates
+    /// from outside input (the HTTP API): 1 to [`MAX_NEW_QUEUE_NAME_BYTES`]
+    /// ASCII letters, digits, `.`, `_`, `-`, with at most one `{tag}` for
+    /// Redis Cluster. Queues made by other BullMQ clients may have any name
+    /// [`QueueName::new`] accepts and can still be read and managed.
+    pub fn new_strict(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        let mut braces = name.chars().filter(|c| matches!(c, '{' | '}'));
+        let tag_ok = match (braces.next(), braces.next(), braces.next()) {
+            (None, None, _) => true,
+            (Some('{'), Some('}'), None) => {
+                let open = name.find('{').unwrap_or(0);
+                let close = name.find('}').unwrap_or(0);
+                close > open + 1
+            }
+            _ => false,
+        };
+        let reason = if name.len() > MAX_NEW_QUEUE_NAME_BYTES {
+            Some("must be at most 128 bytes")
+        } else if !name.chars().all(|c| allowed(c) || matches!(c, '{' | '}')) {
+            Some("may hold only ASCII letters, digits, '.', '_', '-' and one {tag}")
+        } else if !tag_ok {
+            Some("may hold at most one non-empty {tag}")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(QueueError::InvalidQueueName { name, reason }),
+            None => Self::new(name),
         }
     }
 
@@ -169,6 +204,28 @@ mod tests {
         }
         for bad in ["", "a:b", "tab\there", &"x".repeat(256)] {
             assert!(QueueName::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn strict_queue_names() {
+        for ok in ["emails", "{tenant-a}", "a.b_c-d", "{t1}orders", "x"] {
+            assert!(QueueName::new_strict(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "a:b",
+            "email queue",
+            "ünïcode",
+            "{}",
+            "{a}{b}",
+            "{a",
+            "a}",
+            "}a{",
+            "a/b",
+            &"x".repeat(129),
+        ] {
+            assert!(QueueName::new_strict(bad).is_err(), "{bad:?}");
         }
     }
 

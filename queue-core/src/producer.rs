@@ -30,6 +30,7 @@ pub struct NewJob {
 }
 
 /// BullMQ's job options, by their BullMQ names.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct JobOptions {
@@ -63,6 +64,7 @@ pub struct JobOptions {
 }
 
 /// BullMQ's built-in backoff strategies.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Backoff {
@@ -79,6 +81,7 @@ pub enum Backoff {
 }
 
 /// BullMQ's `removeOnComplete` / `removeOnFail`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Retention {
@@ -91,6 +94,7 @@ pub enum Retention {
 }
 
 /// The object form of [`Retention`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
@@ -103,6 +107,7 @@ pub struct RetentionPolicy {
 }
 
 /// BullMQ's deduplication options.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Deduplication {
@@ -205,23 +210,44 @@ pub async fn enqueue(conn: &Connection, queue: &QueueName, job: &NewJob) -> Resu
     Ok(added.id().to_string())
 }
 
-/// Adds many jobs in one round trip (the add scripts are pipelined); returns
-/// their ids in order. Every job is checked before any is sent.
+/// Most jobs one bulk add may hold.
+pub const MAX_BULK_JOBS: usize = 1_000;
+
+/// Adds many jobs all-or-nothing in one round trip: every job is checked
+/// before anything is sent, then all adds go in one `MULTI`/`EXEC`
+/// (bullmq-official's `FlowProducer::add_bulk`, the same transaction Node's
+/// `Queue.addBulk` uses), so a dropped connection or a failed request
+/// leaves none of them. Returns the ids in order; jobs without a custom id
+/// get a UUID, as flows do in every BullMQ client.
 pub async fn enqueue_bulk(
     conn: &Connection,
     queue: &QueueName,
     jobs: &[NewJob],
 ) -> Result<Vec<String>> {
+    if jobs.len() > MAX_BULK_JOBS {
+        return Err(QueueError::InvalidOptions(format!(
+            "a bulk add holds at most {MAX_BULK_JOBS} jobs, got {}",
+            jobs.len()
+        )));
+    }
     for job in jobs {
         job.validate()?;
     }
-    let q = conn.bullmq_queue(queue).await?;
-    let bulk = jobs
-        .iter()
-        .map(|job| bullmq::BulkJob::with_options(job.name.clone(), &job.data, job.to_bullmq()))
-        .collect();
-    let added = q.add_bulk(bulk).await?;
-    Ok(added.iter().map(|j| j.id().to_string()).collect())
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The queue's `meta` (version, events length) is written once per
+    // process, as for single adds.
+    conn.bullmq_queue(queue).await?;
+    let flows =
+        jobs.iter()
+            .map(|job| {
+                Ok(bullmq::FlowJob::new(&job.name, queue.as_str(), &job.data)?
+                    .options(job.to_bullmq()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+    let added = conn.flow_producer()?.add_bulk(flows).await?;
+    Ok(added.iter().map(|node| node.job.id().to_string()).collect())
 }
 
 #[cfg(test)]

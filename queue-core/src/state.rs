@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a job currently sits. Each state is one Redis structure of the
 /// queue; `Waiting` covers both `wait` and the legacy 5.x `paused` list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum JobState {

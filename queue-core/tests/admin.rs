@@ -230,9 +230,11 @@ async fn drain_removes_waiting_work_in_batches() {
             opts: Default::default(),
         })
         .collect();
-    queue_core::producer::enqueue_bulk(&conn, &q, &jobs)
-        .await
-        .unwrap();
+    for chunk in jobs.chunks(queue_core::producer::MAX_BULK_JOBS) {
+        queue_core::producer::enqueue_bulk(&conn, &q, chunk)
+            .await
+            .unwrap();
+    }
     add(&conn, &q, "p", json!({}), json!({ "priority": 3 })).await;
     add(&conn, &q, "d", json!({}), json!({ "delay": 600000 })).await;
     assert_eq!(admin::drain(&conn, &q, false).await.unwrap(), 2501);

@@ -17,6 +17,39 @@ impl RedisServer {
             .unwrap()
     }
 
+    /// How many keys the server holds (to show a rejected request wrote
+    /// nothing).
+    pub async fn dbsize(&self) -> u64 {
+        redis::cmd("DBSIZE")
+            .query_async(&mut self.conn().await)
+            .await
+            .unwrap()
+    }
+
+    /// Every key matching `pattern`, by SCAN (small test databases only).
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut conn = self.conn().await;
+        let mut cursor = 0u64;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            keys.extend(batch);
+            if next == 0 {
+                keys.sort();
+                return keys;
+            }
+            cursor = next;
+        }
+    }
+
     /// Members of the sorted set `bull:<queue>:<name>`, lowest score first.
     pub async fn zset(&self, queue: &str, name: &str) -> Vec<String> {
         redis::cmd("ZRANGE")

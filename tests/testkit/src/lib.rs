@@ -18,7 +18,9 @@ mod redis_server;
 mod wait;
 
 pub mod node;
+pub mod postgres;
 
+pub use postgres::TestDatabase;
 pub use process::{ChildGuard, workspace_root};
 pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
