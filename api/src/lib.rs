@@ -1,1 +1,32 @@
-//! placeholder
+//! `drover-api` is Drover's HTTP API: apps add jobs over JSON, people and
+//! tools read queues and act on them, all under `/api/v1`, described by an
+//! OpenAPI 3.1 document generated from the handlers themselves.
+//!
+//! It is a library of axum routes over `queue-core`: [`router`] builds the
+//! service from an [`ApiState`] (the Redis [`queue_core::Connection`], the
+//! [`queue_core::store::Store`] holding API keys and the audit log, checked
+//! [`ApiSettings`], the metrics registry). Every route but `/health` and
+//! `/ready` needs an API key (`Authorization: Bearer`), checked against the
+//! store and rate-limited per key in Redis, unless [`AuthMode::Disabled`]
+//! (`drover dev`). Every error is `{"error":{"code","message"}}`
+//! ([`ApiError`]).
+//!
+//! It is not a server: binding, TLS and shutdown belong to the binary. It
+//! never builds a Redis key or query; `queue-core` does.
+
+mod audit;
+mod auth;
+mod config;
+mod error;
+mod json;
+mod metrics;
+mod openapi;
+mod routes;
+mod state;
+
+pub use auth::AuthMode;
+pub use config::{ApiConfig, ApiSettings};
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use metrics::{ApiMetrics, spawn_queue_refresher};
+pub use openapi::{OPENAPI_PATH, openapi, router};
+pub use state::ApiState;

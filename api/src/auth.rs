@@ -1,0 +1,253 @@
+//! Who is calling, and may they: API keys (`Authorization: Bearer drv_…`)
+//! checked against the store, cached briefly, rate-limited per key in
+//! Redis, then each route group's scope requirement.
+//!
+//! `401` means no key or an unknown or revoked one; `403` means a valid key
+//! whose scopes do not cover the route. In `drover dev` authentication is
+//! off and every request acts as an admin on loopback.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use queue_core::rate_limit::{self, RateDecision};
+use queue_core::store::{ApiKey, Scope};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+/// Whether requests need an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every route but `/health` and `/ready` needs a key.
+    ApiKeys,
+    /// No authentication (`drover dev` on loopback only).
+    Disabled,
+}
+
+/// The authenticated caller of a request (a request extension).
+#[derive(Debug, Clone)]
+pub(crate) struct Caller {
+    /// The API key's id; `None` when authentication is off.
+    pub(crate) key_id: Option<String>,
+    /// Who to write in the audit log.
+    pub(crate) name: String,
+    scopes: Vec<Scope>,
+    rate_limit_per_sec: Option<u32>,
+}
+
+impl Caller {
+    fn from_key(key: ApiKey, default_limit: Option<u32>) -> Self {
+        Self {
+            name: format!("key:{}", key.name),
+            rate_limit_per_sec: key.rate_limit_per_sec.or(default_limit),
+            key_id: Some(key.id),
+            scopes: key.scopes,
+        }
+    }
+
+    fn auth_disabled() -> Self {
+        Self {
+            key_id: None,
+            name: "dev (auth off)".into(),
+            scopes: vec![Scope::Admin],
+            rate_limit_per_sec: None,
+        }
+    }
+
+    /// The identity idempotency keys are scoped to.
+    pub(crate) fn idempotency_owner(&self) -> &str {
+        self.key_id.as_deref().unwrap_or("dev")
+    }
+
+    fn can_read(&self) -> bool {
+        self.scopes.iter().any(Scope::permits_read)
+    }
+
+    fn can_admin(&self) -> bool {
+        self.scopes.iter().any(Scope::permits_admin)
+    }
+
+    fn can_enqueue(&self, queue: &str) -> bool {
+        self.scopes.iter().any(|s| s.permits_enqueue(queue))
+    }
+}
+
+/// Verified keys by token hash, trusted for the configured TTL so the hot
+/// path does not ask the store on every request. Unknown tokens are cached
+/// too (a flood of bad keys must not become a flood of store queries); the
+/// map is emptied when it grows past [`KEY_CACHE_MAX`].
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache {
+    entries: Mutex<KeyMap>,
+}
+
+/// Token hash → (when verified, the key or `None` for unknown).
+type KeyMap = HashMap<[u8; 32], (Instant, Option<ApiKey>)>;
+
+/// Most tokens remembered at once.
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, KeyMap> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Authenticates and rate-limits every request it wraps.
+pub(crate) async fn authenticate(
+    State(state): State<Arc<ApiState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let caller = match state.auth {
+        AuthMode::Disabled => Caller::auth_disabled(),
+        AuthMode::ApiKeys => match verify(&state, bearer_token(&req).map(str::to_owned)).await {
+            Ok(caller) => caller,
+            Err(e) => return e.into_response(),
+        },
+    };
+    if let (Some(limit), Some(id)) = (caller.rate_limit_per_sec, &caller.key_id) {
+        match rate_limit::hit(&state.conn, id, limit).await {
+            Ok(RateDecision::Allowed { .. }) => {}
+            Ok(RateDecision::Limited { retry_after }) => {
+                return ApiError::rate_limited(retry_after).into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// `token` is owned: the request body is not `Sync`, so no borrow of the
+/// request may live across the store query.
+async fn verify(state: &ApiState, token: Result<String, &'static str>) -> Result<Caller, ApiError> {
+    let token = token.map_err(ApiError::unauthorized)?;
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let ttl = state.settings.key_cache_ttl;
+    let cached = state
+        .keys
+        .lock()
+        .get(&digest)
+        .filter(|(at, _)| at.elapsed() < ttl)
+        .map(|(_, key)| key.clone());
+    let key = match cached {
+        Some(key) => key,
+        None => {
+            let key = state.store.authenticate(&token).await?;
+            let mut entries = state.keys.lock();
+            if entries.len() >= KEY_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(digest, (Instant::now(), key.clone()));
+            key
+        }
+    };
+    let key = key.ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?;
+    Ok(Caller::from_key(key, state.settings.key_rate_limit_per_sec))
+}
+
+fn bearer_token(req: &Request) -> Result<&str, &'static str> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or("this route needs an API key: send Authorization: Bearer <key>")?;
+    let value = value
+        .to_str()
+        .map_err(|_| "the Authorization header is not valid text")?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or("the Authorization header must be: Bearer <key>")?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err("the Authorization header must be: Bearer <key>");
+    }
+    Ok(token)
+}
+
+/// `WWW-Authenticate` for `401`s, as RFC 6750 asks.
+pub(crate) async fn challenge(mut response: Response) -> Response {
+    if response.status() == axum::http::StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"drover\""),
+        );
+    }
+    response
+}
+
+fn caller(parts: &Parts) -> Result<Caller, ApiError> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(&"a scope check ran before authentication"))
+}
+
+/// A handler argument that admits `read` and `admin` keys (`403` for
+/// others). Scope extractors come first in a handler's arguments, so the
+/// check happens before the body is read.
+#[derive(Debug)]
+pub(crate) struct ReadScope;
+
+impl<S: Send + Sync> FromRequestParts<S> for ReadScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        if caller(parts)?.can_read() {
+            Ok(Self)
+        } else {
+            Err(ApiError::forbidden("this API key lacks the read scope"))
+        }
+    }
+}
+
+/// A handler argument that admits `admin` keys only.
+#[derive(Debug)]
+pub(crate) struct AdminScope(pub(crate) Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let c = caller(parts)?;
+        if c.can_admin() {
+            Ok(Self(c))
+        } else {
+            Err(ApiError::forbidden("this API key lacks the admin scope"))
+        }
+    }
+}
+
+/// A handler argument that admits keys whose `enqueue:` pattern matches
+/// the route's `{queue}`, and `admin` keys.
+#[derive(Debug)]
+pub(crate) struct EnqueueScope(pub(crate) Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for EnqueueScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let c = caller(parts)?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        let queue = params.get("queue").map(String::as_str).unwrap_or_default();
+        if c.can_enqueue(queue) {
+            Ok(Self(c))
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this API key may not add jobs to queue {queue:?}; it needs an enqueue scope matching it"
+            )))
+        }
+    }
+}

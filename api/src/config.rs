@@ -1,0 +1,100 @@
+//! The `[api]` table of the config file, and its checked form.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `[api]` as written in the config file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Largest request body accepted, in bytes (`413` above).
+    pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a body.
+    pub max_json_depth: usize,
+    /// Requests per second per API key when the key sets none (shared by
+    /// every API instance through Redis). 0 turns the default limit off.
+    pub key_rate_limit_per_sec: u32,
+    /// How long a verified API key is trusted before the store is asked
+    /// again, in ms; a revoked key stops working within this time on
+    /// every instance.
+    pub key_cache_ttl_ms: u64,
+    /// Most Server-Sent Events streams open at once (each holds a Redis
+    /// connection); `503` above.
+    pub max_event_streams: usize,
+    /// How often queue counts for `/metrics` are refreshed, in ms.
+    pub queue_metrics_interval_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 32,
+            key_rate_limit_per_sec: 1_000,
+            key_cache_ttl_ms: 5_000,
+            max_event_streams: 256,
+            queue_metrics_interval_ms: 5_000,
+        }
+    }
+}
+
+/// The checked `[api]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSettings {
+    pub(crate) max_body_bytes: usize,
+    pub(crate) max_json_depth: usize,
+    pub(crate) key_rate_limit_per_sec: Option<u32>,
+    pub(crate) key_cache_ttl: Duration,
+    pub(crate) max_event_streams: usize,
+    pub(crate) queue_metrics_interval: Duration,
+}
+
+impl ApiConfig {
+    /// Checks the values; the message names the bad key.
+    pub fn resolve(&self) -> Result<ApiSettings, String> {
+        if self.max_body_bytes < 1024 {
+            return Err("[api] max_body_bytes must be at least 1024".into());
+        }
+        if !(2..=512).contains(&self.max_json_depth) {
+            return Err("[api] max_json_depth must be between 2 and 512".into());
+        }
+        if self.queue_metrics_interval_ms < 100 {
+            return Err("[api] queue_metrics_interval_ms must be at least 100".into());
+        }
+        Ok(ApiSettings {
+            max_body_bytes: self.max_body_bytes,
+            max_json_depth: self.max_json_depth,
+            key_rate_limit_per_sec: (self.key_rate_limit_per_sec > 0)
+                .then_some(self.key_rate_limit_per_sec),
+            key_cache_ttl: Duration::from_millis(self.key_cache_ttl_ms),
+            max_event_streams: self.max_event_streams,
+            queue_metrics_interval: Duration::from_millis(self.queue_metrics_interval_ms),
+        })
+    }
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        // The defaults are valid by construction.
+        match ApiConfig::default().resolve() {
+            Ok(s) => s,
+            Err(e) => unreachable!("default [api] settings are invalid: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve_and_bad_values_are_named() {
+        assert_eq!(ApiSettings::default().max_body_bytes, 1024 * 1024);
+        let bad = ApiConfig {
+            max_json_depth: 1,
+            ..ApiConfig::default()
+        };
+        assert!(bad.resolve().unwrap_err().contains("max_json_depth"));
+    }
+}
