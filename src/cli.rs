@@ -40,6 +40,20 @@ pub(crate) struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum)]
     pub(crate) log_format: Option<LogFormat>,
+    /// Durable store: postgres://user@host/db; unset, a SQLite file in the
+    /// data directory.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub(crate) database_url: Option<String>,
+    /// Where local state lives: the SQLite store and, for `drover dev`, the
+    /// private redis-server's data.
+    #[arg(long, global = true, env = "DROVER_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -54,8 +68,16 @@ pub(crate) enum Command {
     /// Process jobs from one or more queues.
     Worker(WorkerArgs),
     /// Run everything on one machine: a private redis-server when none is
-    /// reachable, and workers with the built-in handlers.
+    /// reachable, the HTTP API without authentication on loopback, and
+    /// workers with the built-in handlers.
     Dev(DevArgs),
+    /// Serve the HTTP API (`/api/v1`, `/metrics`, `/health`, `/ready`).
+    Serve(ServeArgs),
+    /// Apply the durable store's pending migrations.
+    Migrate,
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Add a job to a queue; prints its id.
     Enqueue(EnqueueArgs),
     /// List the queues under the prefix with their counts.
@@ -137,15 +159,76 @@ pub(crate) struct WorkerArgs {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct DevArgs {
-    /// Where the private redis-server keeps its data.
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
     #[arg(
         long,
-        env = "DROVER_DATA_DIR",
-        default_value = ".drover",
-        value_name = "DIR"
+        env = "DROVER_API_ADDR",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
     )]
-    pub(crate) data_dir: PathBuf,
+    pub(crate) addr: String,
+    /// Apply pending store migrations at start (otherwise a store behind
+    /// the binary's schema is refused).
+    #[arg(long)]
+    pub(crate) migrate: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create a key; its secret is printed once and stored only hashed.
+    Create(KeysCreateArgs),
+    /// List keys (never their secrets).
+    List(KeysListArgs),
+    /// Revoke a key by id or name; it stops working within the API's key
+    /// cache time (5 s by default).
+    Revoke(KeysRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysCreateArgs {
+    /// A name for people (unique among active keys).
+    #[arg(long)]
+    pub(crate) name: String,
+    /// What the key may do: enqueue:QUEUE-GLOB, read or admin (repeat or
+    /// comma-separate for several).
+    #[arg(
+        long = "scope",
+        required = true,
+        value_delimiter = ',',
+        value_name = "SCOPE"
+    )]
+    pub(crate) scopes: Vec<String>,
+    /// Requests per second this key may make (default: the API's
+    /// `key_rate_limit_per_sec`).
+    #[arg(long, value_name = "N")]
+    pub(crate) rate_limit: Option<u32>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysListArgs {
+    /// Include revoked keys.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysRevokeArgs {
+    /// The key's id or name.
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Serve the HTTP API here (loopback only, no authentication).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub(crate) addr: String,
     /// Queues the built-in worker consumes.
     #[arg(
         long,

@@ -3,8 +3,12 @@
 
 use std::fs;
 
+use std::path::PathBuf;
+
+use drover_api::{ApiConfig, ApiSettings};
 use drover_worker::WorkerConfig;
 use drover_worker::builtin::HttpHandlerConfig;
+use queue_core::store::{StoreConfig, StoreSettings};
 use queue_core::{RedisConfig, RedisSettings};
 use serde::Deserialize;
 
@@ -15,7 +19,11 @@ use crate::exit::UsageError;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct FileConfig {
+    /// Local state: the SQLite store, `drover dev`'s redis-server data.
+    pub(crate) data_dir: Option<PathBuf>,
     pub(crate) redis: RedisConfig,
+    pub(crate) store: StoreConfig,
+    pub(crate) api: ApiConfig,
     pub(crate) worker: WorkerConfig,
     pub(crate) handler: HandlerConfig,
     pub(crate) metrics: MetricsConfig,
@@ -91,7 +99,32 @@ impl FileConfig {
         if let Some(format) = global.log_format {
             config.log.format = Some(format);
         }
+        if let Some(url) = &global.database_url {
+            config.store.url = Some(url.clone()).filter(|u| !u.is_empty());
+        }
+        if let Some(dir) = &global.data_dir {
+            config.data_dir = Some(dir.clone());
+        }
         Ok(config)
+    }
+
+    /// The data directory (default `.drover`).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".drover"))
+    }
+
+    /// The checked store settings.
+    pub(crate) fn store_settings(&self) -> Result<StoreSettings, UsageError> {
+        self.store
+            .resolve(&self.data_dir())
+            .map_err(|e| UsageError(e.to_string()))
+    }
+
+    /// The checked `[api]` settings.
+    pub(crate) fn api_settings(&self) -> Result<ApiSettings, UsageError> {
+        self.api.resolve().map_err(UsageError)
     }
 
     /// The checked Redis settings.

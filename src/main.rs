@@ -3,6 +3,7 @@
 //! failed at run time, 2 when the command line or config is wrong, always
 //! with a one-line reason on stderr.
 
+mod api_server;
 mod cli;
 mod commands;
 mod config;
@@ -89,7 +90,7 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 /// one-shot commands only warnings; `RUST_LOG` or `[log] filter` override.
 fn init_tracing(config: &FileConfig, command: &Command) {
     let default = match command {
-        Command::Worker(_) | Command::Dev(_) => "info",
+        Command::Worker(_) | Command::Dev(_) | Command::Serve(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env()

@@ -3,6 +3,8 @@
 //! the built-in handler, and stops its redis-server when it stops.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ fn drover(args: &[&str]) -> Command {
         .env_remove("REDIS_URL")
         .env_remove("DROVER_PREFIX")
         .env_remove("DROVER_CONFIG")
-        .env_remove("DROVER_REDIS_CLUSTER_NODES");
+        .env_remove("DROVER_REDIS_CLUSTER_NODES")
+        .env_remove("DATABASE_URL");
     cmd
 }
 
@@ -24,11 +27,14 @@ fn drover(args: &[&str]) -> Command {
 async fn dev_runs_everything_on_a_private_redis() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().join("state");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, api_port) = (free_port(), free_port());
     let log = std::fs::File::create(data.path().join("dev.log")).unwrap();
     let child = drover(&[
         "dev",
@@ -38,6 +44,8 @@ async fn dev_runs_everything_on_a_private_redis() {
         "default",
         "--metrics-addr",
         &format!("127.0.0.1:{port}"),
+        "--addr",
+        &format!("127.0.0.1:{api_port}"),
     ])
     .stdin(Stdio::null())
     .stdout(log.try_clone().unwrap())
@@ -92,6 +100,39 @@ async fn dev_runs_everything_on_a_private_redis() {
     .await;
     assert_eq!(job["returnvalue"]["who"], "dev");
 
+    // The HTTP API needs no key in dev (loopback only), and its jobs run.
+    let res = support::http_client()
+        .post(format!(
+            "http://127.0.0.1:{api_port}/api/v1/queues/default/jobs"
+        ))
+        .header("content-type", "application/json")
+        .body(r#"{"name":"hello","data":{"via":"http"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let http_id = body["id"].as_str().unwrap().to_string();
+    wait_until("http job completed", Duration::from_secs(20), || async {
+        let out = drover(&["job", "default", &http_id, "--json"])
+            .env("REDIS_URL", &url)
+            .output()
+            .unwrap();
+        let job: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if job["state"] == "completed" && job["returnvalue"]["via"] == "http" {
+            Check::Done(())
+        } else {
+            Check::NotYet(job.to_string())
+        }
+    })
+    .await;
+    // Its store is a SQLite file in the data directory.
+    assert!(
+        data_dir.join("drover.db").is_file(),
+        "SQLite store in {}",
+        data_dir.display()
+    );
+
     dev.signal(Signal::SIGTERM);
     let status = dev.wait_exit(Duration::from_secs(30)).await;
     assert!(status.success(), "{status}: {}", read_log());
@@ -118,5 +159,15 @@ async fn queue_core_answers(url: &str) -> bool {
             .await
             .is_ok(),
         Err(_) => false,
+    }
+}
+
+#[test]
+fn dev_refuses_to_serve_beyond_loopback() {
+    for flag in ["--addr", "--metrics-addr"] {
+        let out = drover(&["dev", flag, "0.0.0.0:0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("loopback"), "{flag}: {err}");
     }
 }

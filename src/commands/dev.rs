@@ -1,13 +1,17 @@
 //! `drover dev`: everything on one machine on embedded defaults. Uses the
 //! configured Redis when one was configured and answers, else starts a
-//! private redis-server in the data directory; runs workers with the
+//! private redis-server in the data directory; a SQLite store there too;
+//! serves the HTTP API without authentication; runs workers with the
 //! built-in handlers; serves metrics. Binds to loopback only.
 
+use drover_api::{ApiState, AuthMode};
 use drover_worker::WorkerConfig;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::connect;
-use super::worker::{builtin_handlers, serve_until_signal};
+use super::worker::{Served, builtin_handlers, serve_until_signal};
+use crate::api_server;
 use crate::cli::{DevArgs, HandlerKind};
 use crate::config::FileConfig;
 use crate::exit::UsageError;
@@ -19,9 +23,19 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
         .metrics_addr
         .parse()
         .map_err(|e| UsageError(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
-    if !metrics_addr.ip().is_loopback() {
-        return Err(UsageError("drover dev serves on loopback addresses only".into()).into());
+    let api_addr: std::net::SocketAddr = args
+        .addr
+        .parse()
+        .map_err(|e| UsageError(format!("--addr {}: {e}", args.addr)))?;
+    if !metrics_addr.ip().is_loopback() || !api_addr.ip().is_loopback() {
+        return Err(UsageError(
+            "drover dev has no authentication, so it serves on loopback addresses only".into(),
+        )
+        .into());
     }
+    let data_dir = config.data_dir();
+    let api_settings = config.api_settings()?;
+    let store_settings = config.store_settings()?;
     config.worker = WorkerConfig {
         queues: args.queue.clone(),
         concurrency: args.concurrency,
@@ -51,35 +65,55 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
     let conn = match conn {
         Some(conn) => conn,
         None => {
-            let child = RedisChild::start(&args.data_dir).await?;
+            let child = RedisChild::start(&data_dir).await?;
             config.redis.url = child.url();
             config.redis.cluster_nodes.clear();
             private = Some(child);
             connect(config.redis_settings()?).await?
         }
     };
+    let store = super::store::open(&store_settings, true).await?;
     warn!(
         redis = %conn.settings().describe(),
+        store = %store_settings.describe(),
+        api = %api_addr,
         queues = ?args.queue,
         handler = ?kind,
-        "drover dev: development mode, loopback only, no authentication"
+        "drover dev: DEVELOPMENT MODE, the API has no authentication (loopback only); use `drover serve` with API keys anywhere else"
     );
+    let registry = prometheus::Registry::new();
+    let state = ApiState::new(
+        conn.clone(),
+        store.clone(),
+        AuthMode::Disabled,
+        api_settings,
+        registry.clone(),
+    )?;
+    let stop_api = CancellationToken::new();
+    let api = api_server::spawn(api_addr, state, stop_api.clone()).await?;
 
     let url = queue_core::config::redact_url(conn.settings().url());
     let served = serve_until_signal(
         &conn,
         &settings,
         handlers,
-        Some(&args.metrics_addr),
+        Served {
+            registry,
+            metrics_addr: Some(&args.metrics_addr),
+            stop_first: Some(stop_api.clone()),
+        },
         &signals,
         || {
             info!(
-                "ready: enqueue with `REDIS_URL={url} drover enqueue {} <name> --data '{{}}'`",
-                args.queue[0]
+                "ready: enqueue with `curl -X POST http://{api_addr}/api/v1/queues/{}/jobs -H 'content-type: application/json' -d '{{\"name\":\"hello\"}}'` or `REDIS_URL={url} drover enqueue {} <name> --data '{{}}'`",
+                args.queue[0], args.queue[0]
             );
         },
     )
     .await;
+    stop_api.cancel();
+    let _ = api.await;
+    store.close().await;
     if let Some(child) = private {
         child.stop().await;
     }

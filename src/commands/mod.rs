@@ -4,6 +4,8 @@ mod admin;
 mod dev;
 mod enqueue;
 mod inspect;
+mod serve;
+mod store;
 mod worker;
 
 use std::time::Duration;
@@ -20,6 +22,9 @@ pub(crate) async fn run(cli: Cli, config: FileConfig) -> anyhow::Result<()> {
     match cli.command {
         Command::Worker(args) => worker::run(config, &args).await,
         Command::Dev(args) => dev::run(config, args).await,
+        Command::Serve(args) => serve::run(config, &args).await,
+        Command::Migrate => store::migrate(&config).await,
+        Command::Keys(command) => store::keys(&config, &command).await,
         Command::Enqueue(args) => enqueue::run(&config, &args).await,
         Command::Queues(args) => inspect::queues(&config, args.json).await,
         Command::Jobs(args) => inspect::jobs(&config, &args).await,

@@ -30,13 +30,28 @@ pub(crate) async fn run(mut config: FileConfig, args: &WorkerArgs) -> anyhow::Re
         &conn,
         &settings,
         handlers,
-        config.metrics.addr.as_deref(),
+        Served {
+            registry: prometheus::Registry::new(),
+            metrics_addr: config.metrics.addr.as_deref(),
+            stop_first: None,
+        },
         &signals,
         || {
             info!("ready");
         },
     )
     .await
+}
+
+/// What a worker pool is served with besides its jobs.
+pub(crate) struct Served<'a> {
+    /// Where the pool's metrics are registered.
+    pub(crate) registry: prometheus::Registry,
+    /// Serve that registry on `/metrics` here.
+    pub(crate) metrics_addr: Option<&'a str>,
+    /// Cancelled as soon as the signal comes, before the pool drains (the
+    /// API of `drover dev`, so no new work is accepted while it drains).
+    pub(crate) stop_first: Option<CancellationToken>,
 }
 
 /// Runs a worker pool (and `/metrics` when `metrics_addr` is set) until
@@ -46,11 +61,15 @@ pub(crate) async fn serve_until_signal(
     conn: &Connection,
     settings: &WorkerSettings,
     handlers: HandlerRegistry,
-    metrics_addr: Option<&str>,
+    served: Served<'_>,
     signals: &Signals,
     ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
-    let registry = prometheus::Registry::new();
+    let Served {
+        registry,
+        metrics_addr,
+        stop_first,
+    } = served;
     let metrics = Arc::new(WorkerMetrics::new(&registry)?);
     let stop_metrics = CancellationToken::new();
     let metrics_server = match metrics_addr {
@@ -61,6 +80,9 @@ pub(crate) async fn serve_until_signal(
         WorkerPool::start(conn, settings, handlers, metrics, WorkerIdentity::current()).await?;
     ready();
     signals.graceful.cancelled().await;
+    if let Some(stop) = stop_first {
+        stop.cancel();
+    }
     pool.shutdown(signals.hurry.clone()).await;
     stop_metrics.cancel();
     if let Some(server) = metrics_server {

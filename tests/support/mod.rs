@@ -42,6 +42,9 @@ impl Drover {
             .env_remove("DROVER_CONFIG")
             .env_remove("DROVER_REDIS_CLUSTER_NODES")
             .env_remove("RUST_LOG")
+            .env_remove("DATABASE_URL")
+            .env_remove("DROVER_API_ADDR")
+            .env("DROVER_DATA_DIR", self.dir.path().join("data"))
             .env("NO_COLOR", "1");
         cmd
     }
@@ -86,18 +89,24 @@ impl Drover {
     /// Starts `drover worker ...` in the background; its output goes to
     /// `<dir>/<label>.log`.
     pub fn spawn_worker(&self, label: &str, args: &[&str]) -> ChildGuard {
-        let log = std::fs::File::create(self.log_path(label)).unwrap();
         let mut full = vec!["worker"];
         full.extend_from_slice(args);
+        self.spawn(label, &full)
+    }
+
+    /// Starts `drover <args>` in the background; its output goes to
+    /// `<dir>/<label>.log`.
+    pub fn spawn(&self, label: &str, full: &[&str]) -> ChildGuard {
+        let log = std::fs::File::create(self.log_path(label)).unwrap();
         let child = self
-            .command(&full)
+            .command(full)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
-        ChildGuard::new(format!("drover worker ({label})"), child)
+        ChildGuard::new(format!("drover {} ({label})", full[0]), child)
     }
 
     pub fn log_path(&self, label: &str) -> PathBuf {
@@ -128,4 +137,40 @@ pub async fn event_counts(
 /// The number of jobs in `bull:<queue>:active`.
 pub async fn active_len(server: &RedisServer, queue: &str) -> usize {
     server.list(queue, "active").await.len()
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP client for talking to `drover serve` (plain HTTP; rustls with
+/// ring is installed as the process's provider, as the binary does).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Waits until `GET http://addr/health` answers 200.
+pub async fn wait_healthy(addr: &str, what: &str) {
+    let client = http_client();
+    let url = format!("http://{addr}/health");
+    testkit::wait_until(what, Duration::from_secs(30), || {
+        let req = client.get(&url).send();
+        async move {
+            match req.await {
+                Ok(r) if r.status().is_success() => testkit::Check::Done(()),
+                Ok(r) => testkit::Check::NotYet(r.status().to_string()),
+                Err(e) => testkit::Check::NotYet(e.to_string()),
+            }
+        }
+    })
+    .await;
 }
