@@ -102,6 +102,40 @@ async fn an_operator_migrates_creates_keys_serves_and_revokes() {
     })
     .await;
 
+    // Key changes are in the audit log, readable by an admin key.
+    let admin: Value = drover
+        .json(&[
+            "keys", "create", "--name", "ops", "--scope", "admin", "--json",
+        ])
+        .await;
+    let audit: Value = serde_json::from_str(
+        &client
+            .get(format!("http://{addr}/api/v1/audit"))
+            .bearer_auth(admin["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["keys-create", "keys-revoke", "keys-create", "keys-create"],
+        "newest first, the refused duplicate included: {audit}"
+    );
+    assert!(
+        !audit.to_string().contains(&token),
+        "no secret in the audit log"
+    );
+
     serve.signal(Signal::SIGTERM);
     let status = serve.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "{status}: {}", drover.log("serve"));

@@ -1,7 +1,7 @@
 //! `drover migrate`, `drover keys`, and opening the store for the
 //! long-running commands.
 
-use queue_core::store::{Scope, Store, StoreSettings};
+use queue_core::store::{AuditEntry, Scope, Store, StoreSettings};
 use tracing::info;
 
 use crate::cli::{KeysCommand, KeysCreateArgs, KeysListArgs};
@@ -61,7 +61,14 @@ async fn create(store: &Store, args: &KeysCreateArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let created = store
         .create_api_key(&args.name, &scopes, args.rate_limit)
-        .await?;
+        .await;
+    let params = serde_json::json!({
+        "name": args.name,
+        "scopes": args.scopes,
+        "rateLimitPerSec": args.rate_limit,
+    });
+    audit(store, "keys-create", None, params, &created).await;
+    let created = created?;
     if args.json {
         let mut value = serde_json::to_value(&created.key)?;
         value["token"] = created.token.clone().into();
@@ -102,7 +109,43 @@ async fn list(store: &Store, args: &KeysListArgs) -> anyhow::Result<()> {
 
 #[allow(clippy::print_stdout)]
 async fn revoke(store: &Store, key: &str) -> anyhow::Result<()> {
-    let revoked = store.revoke_api_key(key).await?;
+    let revoked = store.revoke_api_key(key).await;
+    audit(
+        store,
+        "keys-revoke",
+        Some(key),
+        serde_json::json!({}),
+        &revoked,
+    )
+    .await;
+    let revoked = revoked?;
     println!("revoked {} ({})", revoked.name, revoked.id);
     Ok(())
+}
+
+/// Records a key change made from the command line in the audit log; a
+/// failed write is a warning, the change itself already happened.
+async fn audit<T>(
+    store: &Store,
+    action: &str,
+    target: Option<&str>,
+    params: serde_json::Value,
+    result: &queue_core::Result<T>,
+) {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let entry = AuditEntry {
+        at_ms: queue_core::now_ms(),
+        actor: format!("cli:{user}"),
+        action: action.to_string(),
+        queue: None,
+        target: target.map(str::to_string),
+        params,
+        outcome: match result {
+            Ok(_) => "ok".into(),
+            Err(e) => e.kind().to_string(),
+        },
+    };
+    if let Err(e) = store.record_audit(&entry).await {
+        tracing::warn!(error = %e, action, "cannot write the audit log");
+    }
 }
