@@ -180,8 +180,8 @@ pub(crate) enum KeysCommand {
     Create(KeysCreateArgs),
     /// List keys (never their secrets).
     List(KeysListArgs),
-    /// Revoke a key by id or name; it stops working within the API's key
-    /// cache time (5 s by default).
+    /// Revoke a key by id or name; it stops working within twice the
+    /// API's key cache time (10 s by default).
     Revoke(KeysRevokeArgs),
 }
 

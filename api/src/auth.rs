@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
@@ -83,13 +83,37 @@ impl Caller {
 /// path does not ask the store on every request. Unknown tokens are cached
 /// too (a flood of bad keys must not become a flood of store queries); the
 /// map is emptied when it grows past [`KEY_CACHE_MAX`].
+///
+/// When an entry goes stale, the first request to see it starts one
+/// re-check in the background and requests keep using the stale answer
+/// until it lands (up to twice the TTL, then they wait for the store):
+/// otherwise every request in flight at expiry would query the store at
+/// once, which is a latency spike every TTL under load.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
     entries: Mutex<KeyMap>,
 }
 
-/// Token hash → (when verified, the key or `None` for unknown).
-type KeyMap = HashMap<[u8; 32], (Instant, Option<ApiKey>)>;
+#[derive(Debug, Clone)]
+struct Entry {
+    verified_at: Instant,
+    refreshing: bool,
+    key: Option<ApiKey>,
+}
+
+/// Token hash → what the store said about it.
+type KeyMap = HashMap<[u8; 32], Entry>;
+
+/// What the cache knows about a token.
+enum Cached {
+    /// Usable as is.
+    Fresh(Option<ApiKey>),
+    /// Usable while one background re-check runs (started by this caller
+    /// when `refresh`).
+    Stale { key: Option<ApiKey>, refresh: bool },
+    /// Ask the store now.
+    Missing,
+}
 
 /// Most tokens remembered at once.
 const KEY_CACHE_MAX: usize = 10_000;
@@ -99,6 +123,48 @@ impl KeyCache {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn look_up(&self, digest: &[u8; 32], ttl: Duration) -> Cached {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(digest) else {
+            return Cached::Missing;
+        };
+        let age = entry.verified_at.elapsed();
+        if age < ttl {
+            Cached::Fresh(entry.key.clone())
+        } else if age < ttl * 2 {
+            let refresh = !entry.refreshing;
+            entry.refreshing = true;
+            Cached::Stale {
+                key: entry.key.clone(),
+                refresh,
+            }
+        } else {
+            Cached::Missing
+        }
+    }
+
+    fn store(&self, digest: [u8; 32], key: Option<ApiKey>) {
+        let mut entries = self.lock();
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(
+            digest,
+            Entry {
+                verified_at: Instant::now(),
+                refreshing: false,
+                key,
+            },
+        );
+    }
+
+    /// Lets the next request retry a re-check that failed.
+    fn refresh_failed(&self, digest: &[u8; 32]) {
+        if let Some(entry) = self.lock().get_mut(digest) {
+            entry.refreshing = false;
+        }
     }
 }
 
@@ -130,25 +196,33 @@ pub(crate) async fn authenticate(
 
 /// `token` is owned: the request body is not `Sync`, so no borrow of the
 /// request may live across the store query.
-async fn verify(state: &ApiState, token: Result<String, &'static str>) -> Result<Caller, ApiError> {
+async fn verify(
+    state: &Arc<ApiState>,
+    token: Result<String, &'static str>,
+) -> Result<Caller, ApiError> {
     let token = token.map_err(ApiError::unauthorized)?;
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-    let ttl = state.settings.key_cache_ttl;
-    let cached = state
-        .keys
-        .lock()
-        .get(&digest)
-        .filter(|(at, _)| at.elapsed() < ttl)
-        .map(|(_, key)| key.clone());
-    let key = match cached {
-        Some(key) => key,
-        None => {
-            let key = state.store.authenticate(&token).await?;
-            let mut entries = state.keys.lock();
-            if entries.len() >= KEY_CACHE_MAX {
-                entries.clear();
+    let key = match state.keys.look_up(&digest, state.settings.key_cache_ttl) {
+        Cached::Fresh(key) => key,
+        Cached::Stale { key, refresh } => {
+            if refresh {
+                let state = Arc::clone(state);
+                tokio::spawn(async move {
+                    match state.store.authenticate(&token).await {
+                        Ok(key) => state.keys.store(digest, key),
+                        Err(e) => {
+                            state.keys.refresh_failed(&digest);
+                            state.metrics.count_error("key_refresh");
+                            tracing::warn!(error = %e, "cannot re-check an API key; will retry");
+                        }
+                    }
+                });
             }
-            entries.insert(digest, (Instant::now(), key.clone()));
+            key
+        }
+        Cached::Missing => {
+            let key = state.store.authenticate(&token).await?;
+            state.keys.store(digest, key.clone());
             key
         }
     };
@@ -249,5 +323,42 @@ impl<S: Send + Sync> FromRequestParts<S> for EnqueueScope {
                 "this API key may not add jobs to queue {queue:?}; it needs an enqueue scope matching it"
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aged(cache: &KeyCache, digest: [u8; 32], age: Duration) {
+        cache.store(digest, None);
+        let mut entries = cache.lock();
+        let entry = entries.get_mut(&digest).unwrap();
+        entry.verified_at = Instant::now().checked_sub(age).unwrap();
+    }
+
+    #[test]
+    fn stale_entries_start_one_refresh_and_expire_after_twice_the_ttl() {
+        let ttl = Duration::from_secs(5);
+        let cache = KeyCache::default();
+        assert!(matches!(cache.look_up(&[1; 32], ttl), Cached::Missing));
+        aged(&cache, [1; 32], Duration::from_secs(1));
+        assert!(matches!(cache.look_up(&[1; 32], ttl), Cached::Fresh(None)));
+        aged(&cache, [2; 32], Duration::from_secs(6));
+        assert!(matches!(
+            cache.look_up(&[2; 32], ttl),
+            Cached::Stale { refresh: true, .. }
+        ));
+        assert!(matches!(
+            cache.look_up(&[2; 32], ttl),
+            Cached::Stale { refresh: false, .. }
+        ));
+        cache.refresh_failed(&[2; 32]);
+        assert!(matches!(
+            cache.look_up(&[2; 32], ttl),
+            Cached::Stale { refresh: true, .. }
+        ));
+        aged(&cache, [3; 32], Duration::from_secs(11));
+        assert!(matches!(cache.look_up(&[3; 32], ttl), Cached::Missing));
     }
 }

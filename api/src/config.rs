@@ -16,7 +16,8 @@ pub struct ApiConfig {
     /// every API instance through Redis). 0 turns the default limit off.
     pub key_rate_limit_per_sec: u32,
     /// How long a verified API key is trusted before the store is asked
-    /// again, in ms; a revoked key stops working within this time on
+    /// again, in ms (re-checked in the background for up to as long
+    /// again); a revoked key stops working within twice this time on
     /// every instance.
     pub key_cache_ttl_ms: u64,
     /// Most Server-Sent Events streams open at once (each holds a Redis
