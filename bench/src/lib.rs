@@ -7,12 +7,18 @@
 //!   client under test (Node BullMQ, bare bullmq-official, Drover).
 //! - [`procs`]: worker processes: launching, peak RSS, stopping.
 //! - [`report`]: results as text tables and JSON.
+//! - [`cpu`]: CPU used by the machine and by each process over a window.
+//! - [`http`] and [`wrk`]: the HTTP enqueue servers of `http-enqueue` and
+//!   the load generator that drives them.
 
 pub mod clients;
+pub mod cpu;
+pub mod http;
 pub mod probe;
 pub mod procs;
 pub mod report;
 pub mod server;
+pub mod wrk;
 
 /// The BullMQ key prefix every client in the benchmark uses.
 pub const PREFIX: &str = "bull";

@@ -122,6 +122,55 @@ impl Probe {
     }
 }
 
+/// Reads on any queue, for benchmarks that use more than [`QUEUE`].
+impl Probe {
+    /// Jobs of `queue` that are not finished: `wait` + `paused` + `delayed` +
+    /// `prioritized` (+ `active`). With no worker running, every job a
+    /// producer added is in one of them.
+    pub async fn queue_jobs(&self, queue: &str) -> Result<u64> {
+        let key = |suffix: &str| format!("{PREFIX}:{queue}:{suffix}");
+        let (wait, paused, active, delayed, prioritized): (u64, u64, u64, u64, u64) = redis::pipe()
+            .cmd("LLEN")
+            .arg(key("wait"))
+            .cmd("LLEN")
+            .arg(key("paused"))
+            .cmd("LLEN")
+            .arg(key("active"))
+            .cmd("ZCARD")
+            .arg(key("delayed"))
+            .cmd("ZCARD")
+            .arg(key("prioritized"))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(wait + paused + active + delayed + prioritized)
+    }
+
+    /// The oldest waiting job of `queue`: its id and its hash's `name` and
+    /// `data` fields, as stored.
+    pub async fn oldest_waiting_job(
+        &self,
+        queue: &str,
+    ) -> Result<Option<(String, Option<String>, Option<String>)>> {
+        let mut conn = self.conn.clone();
+        // BullMQ pushes new jobs on the left, so the oldest is on the right.
+        let id: Option<String> = redis::cmd("LINDEX")
+            .arg(format!("{PREFIX}:{queue}:wait"))
+            .arg(-1)
+            .query_async(&mut conn)
+            .await?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let (name, data): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(format!("{PREFIX}:{queue}:{id}"))
+            .arg("name")
+            .arg("data")
+            .query_async(&mut conn)
+            .await?;
+        Ok(Some((id, name, data)))
+    }
+}
+
 /// The fields of one `CLIENT LIST` line the benchmark needs.
 struct ClientInfo {
     id: u64,

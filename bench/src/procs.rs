@@ -66,12 +66,7 @@ impl Launchers {
         bare_bin: Option<PathBuf>,
         workers: &[WorkerKind],
     ) -> Result<Self> {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/drover-target"))
-            })
-            .unwrap_or_else(|| PathBuf::from("target"));
+        let target = target_dir();
         let release = target.join("release");
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
         let sibling = std::env::current_exe()
@@ -167,6 +162,15 @@ impl Launchers {
     }
 }
 
+/// Cargo's target directory as the README's build commands use it:
+/// `$CARGO_TARGET_DIR`, else `$HOME/.cache/drover-target`, else `target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/drover-target")))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
 /// `node --version`.
 pub fn node_version(node: &Path) -> Result<String> {
     let out = std::process::Command::new(node)
@@ -228,6 +232,11 @@ impl WorkerProcess {
             );
         }
         Ok(())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Pid {
+        self.pid
     }
 
     /// The process's peak resident set size (`VmHWM`), in KiB.

@@ -106,6 +106,11 @@ impl RedisServer {
         "127.0.0.1"
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -127,8 +132,8 @@ impl RedisServer {
     }
 }
 
-/// A port nothing listened on a moment ago.
-fn free_port() -> Result<u16> {
+/// A port nothing listened on a moment ago (on 127.0.0.1).
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
