@@ -201,7 +201,7 @@ pub(crate) struct KeysCreateArgs {
     pub(crate) scopes: Vec<String>,
     /// Requests per second this key may make (default: the API's
     /// `key_rate_limit_per_sec`).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) rate_limit: Option<u32>,
     /// Print JSON instead of text.
     #[arg(long)]

@@ -50,6 +50,23 @@ async fn an_operator_migrates_creates_keys_serves_and_revokes() {
         .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let out = drover
+        .run(&[
+            "keys",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "read",
+            "--rate-limit",
+            "0",
+        ])
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a limit of 0 would refuse everything: {out:?}"
+    );
+    let out = drover
         .run(&["keys", "create", "--name", "app", "--scope", "read"])
         .await;
     assert_ne!(out.status.code(), Some(0), "{out:?}");
