@@ -144,6 +144,32 @@ pub enum QueueError {
         /// Why.
         reason: &'static str,
     },
+    /// A schedule definition is unusable (bad pattern, time zone, id, ...).
+    #[error("invalid schedule: {0}")]
+    InvalidSchedule(String),
+    /// No schedule of that id exists in the queue.
+    #[error("no schedule {id:?} in queue {queue:?}; `drover schedules` lists them")]
+    ScheduleNotFound {
+        /// The queue searched.
+        queue: String,
+        /// The schedule id asked for.
+        id: String,
+    },
+    /// The schedule is declared elsewhere (the config file, or another
+    /// BullMQ client) and changing it here would be undone or fight its
+    /// owner.
+    #[error("schedule {id:?} in queue {queue:?} {reason}")]
+    ScheduleNotOwned {
+        /// The queue.
+        queue: String,
+        /// The schedule id.
+        id: String,
+        /// Who owns it and what to do instead.
+        reason: &'static str,
+    },
+    /// Another writer held the schedule lease for too long.
+    #[error("schedules are being changed by another writer; retry shortly")]
+    ScheduleBusy,
     /// Redis could not be reached or failed the command.
     #[error("redis error: {0}; check REDIS_URL and that redis-server is running")]
     Redis(#[source] redis::RedisError),
@@ -194,17 +220,20 @@ impl QueueError {
             | Self::InvalidEventCursor(_)
             | Self::InvalidStoreConfig(_)
             | Self::InvalidApiKeyName { .. }
-            | Self::InvalidScope { .. } => ErrorKind::InvalidInput,
-            Self::QueueNotFound { .. } | Self::JobNotFound { .. } | Self::ApiKeyNotFound { .. } => {
-                ErrorKind::NotFound
-            }
+            | Self::InvalidScope { .. }
+            | Self::InvalidSchedule(_) => ErrorKind::InvalidInput,
+            Self::QueueNotFound { .. }
+            | Self::JobNotFound { .. }
+            | Self::ApiKeyNotFound { .. }
+            | Self::ScheduleNotFound { .. } => ErrorKind::NotFound,
             Self::JobNotInState { .. }
             | Self::JobLocked { .. }
             | Self::JobBelongsToScheduler { .. }
             | Self::QueueHasActiveJobs { .. }
             | Self::IdempotencyKeyReused
-            | Self::ApiKeyNameTaken { .. } => ErrorKind::Conflict,
-            Self::StoreSchemaOutdated { .. } => ErrorKind::Unavailable,
+            | Self::ApiKeyNameTaken { .. }
+            | Self::ScheduleNotOwned { .. } => ErrorKind::Conflict,
+            Self::StoreSchemaOutdated { .. } | Self::ScheduleBusy => ErrorKind::Unavailable,
             Self::Store(e) if is_store_transient(e) => ErrorKind::Unavailable,
             Self::Store(_) | Self::StoreMigration(_) | Self::StoreData(_) => ErrorKind::Internal,
             Self::Redis(e) if is_transient(e) => ErrorKind::Unavailable,

@@ -41,6 +41,20 @@ pub(crate) fn rate_limit_window(prefix: &str, subject: &str, window: u64) -> Str
     format!("{DROVER_NAMESPACE}:{prefix}:ratelimit:{subject}:{window}")
 }
 
+/// Hash of the job schedulers Drover owns under a prefix: field = JSON
+/// `["<queue>","<schedule id>"]`, value = the owner record (JSON). Schedulers
+/// not listed here belong to someone else and are never touched by the
+/// reconciler.
+pub(crate) fn schedule_owners(prefix: &str) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:schedules")
+}
+
+/// The lease the schedule reconciler (and every schedule write) holds, so
+/// concurrent writers take turns.
+pub(crate) fn schedule_lock(prefix: &str) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:schedules:lock")
+}
+
 /// SCAN patterns whose matches name the queues under `prefix`: every queue
 /// has a `meta` hash (written by any Queue or script) or an `id` counter
 /// (written by every add).

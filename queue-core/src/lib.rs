@@ -34,6 +34,7 @@ pub mod inspect;
 pub mod producer;
 pub mod rate_limit;
 pub mod registry;
+pub mod schedule;
 pub mod store;
 
 pub use clock::{epoch_ms, now_ms};

@@ -160,32 +160,36 @@ impl NewJob {
     }
 
     fn to_bullmq(&self) -> bullmq::JobOptions {
-        let o = &self.opts;
-        let mut opts = bullmq::JobOptions::new();
-        opts.job_id = o.job_id.clone();
-        opts.delay = o.delay.filter(|d| *d > 0);
-        opts.priority = o.priority.filter(|p| *p > 0);
-        opts.lifo = o.lifo.then_some(true);
-        // Node always stores `attempts` (0 by default); so do we.
-        opts.attempts = Some(o.attempts.unwrap_or(0));
-        opts.backoff = o.backoff.map(|b| match b {
-            Backoff::Fixed { delay } => bullmq::types::BackoffStrategy::Fixed(delay),
-            Backoff::Exponential { delay } => bullmq::types::BackoffStrategy::Exponential(delay),
-        });
-        opts.remove_on_complete = o.remove_on_complete.map(retention_to_bullmq);
-        opts.remove_on_fail = o.remove_on_fail.map(retention_to_bullmq);
-        opts.deduplication = o
-            .deduplication
-            .as_ref()
-            .map(|d| bullmq::DeduplicationOptions {
-                id: d.id.clone(),
-                ttl: d.ttl,
-                extend: d.extend.then_some(true),
-                replace: d.replace.then_some(true),
-                keep_last_if_active: None,
-            });
-        opts
+        options_to_bullmq(&self.opts)
     }
+}
+
+/// [`JobOptions`] in bullmq-official's form.
+pub(crate) fn options_to_bullmq(o: &JobOptions) -> bullmq::JobOptions {
+    let mut opts = bullmq::JobOptions::new();
+    opts.job_id = o.job_id.clone();
+    opts.delay = o.delay.filter(|d| *d > 0);
+    opts.priority = o.priority.filter(|p| *p > 0);
+    opts.lifo = o.lifo.then_some(true);
+    // Node always stores `attempts` (0 by default); so do we.
+    opts.attempts = Some(o.attempts.unwrap_or(0));
+    opts.backoff = o.backoff.map(|b| match b {
+        Backoff::Fixed { delay } => bullmq::types::BackoffStrategy::Fixed(delay),
+        Backoff::Exponential { delay } => bullmq::types::BackoffStrategy::Exponential(delay),
+    });
+    opts.remove_on_complete = o.remove_on_complete.map(retention_to_bullmq);
+    opts.remove_on_fail = o.remove_on_fail.map(retention_to_bullmq);
+    opts.deduplication = o
+        .deduplication
+        .as_ref()
+        .map(|d| bullmq::DeduplicationOptions {
+            id: d.id.clone(),
+            ttl: d.ttl,
+            extend: d.extend.then_some(true),
+            replace: d.replace.then_some(true),
+            keep_last_if_active: None,
+        });
+    opts
 }
 
 fn retention_to_bullmq(r: Retention) -> bullmq::types::RemoveOnFinish {

@@ -15,6 +15,7 @@
 mod api_keys;
 mod audit;
 mod migrate;
+mod schedules;
 mod scope;
 mod settings;
 
@@ -28,6 +29,7 @@ use crate::error::{QueueError, Result};
 
 pub use api_keys::{ApiKey, NewApiKey};
 pub use audit::{AuditEntry, AuditRecord, MAX_AUDIT_PAGE};
+pub use schedules::{MAX_STORED_SCHEDULES, StoredSchedule};
 pub use scope::{QueueGlob, Scope};
 pub use settings::{StoreBackend, StoreConfig, StoreSettings};
 
