@@ -6,6 +6,7 @@ mod enqueue;
 mod events;
 mod jobs;
 mod queues;
+mod schedules;
 mod system;
 
 use std::sync::Arc;
@@ -36,6 +37,12 @@ pub(crate) fn protected() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(jobs::jobs_get, jobs::jobs_remove))
         .routes(routes!(jobs::jobs_retry))
         .routes(routes!(jobs::jobs_promote))
+        .routes(routes!(schedules::schedules_list))
+        .routes(routes!(
+            schedules::schedules_get,
+            schedules::schedules_put,
+            schedules::schedules_delete
+        ))
         .routes(routes!(system::workers_list))
         .routes(routes!(system::audit_list))
         .routes(routes!(system::metrics))
