@@ -73,6 +73,14 @@ pub(crate) enum Command {
     Dev(DevArgs),
     /// Serve the HTTP API (`/api/v1`, `/metrics`, `/health`, `/ready`).
     Serve(ServeArgs),
+    /// Keep Redis holding the declared schedules: the config file's
+    /// `[[schedule]]` entries and those declared through the API.
+    Scheduler(SchedulerArgs),
+    /// List schedules (BullMQ job schedulers) with their next runs.
+    Schedules(SchedulesArgs),
+    /// Create, change or remove a schedule.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Apply the durable store's pending migrations.
     Migrate,
     /// Create, list and revoke API keys.
@@ -380,4 +388,90 @@ pub(crate) struct ObliterateArgs {
     /// Even with active jobs.
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchedulerArgs {
+    /// Apply pending store migrations at start (otherwise a store behind
+    /// the binary's schema is refused).
+    #[arg(long)]
+    pub(crate) migrate: bool,
+    /// Bring Redis in line this often (overrides
+    /// `[scheduler] reconcile_interval_ms`).
+    #[arg(long, value_name = "MS")]
+    pub(crate) reconcile_interval: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SchedulesArgs {
+    /// Only this queue's schedules (default: every queue).
+    #[arg(long, value_name = "QUEUE")]
+    pub(crate) queue: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// Create or replace a schedule (kept in the store, applied to Redis).
+    Set(Box<ScheduleSetArgs>),
+    /// Remove a schedule; a run already started finishes.
+    Rm(ScheduleRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScheduleSetArgs {
+    /// Queue the schedule adds jobs to.
+    pub(crate) queue: String,
+    /// Schedule id: letters, digits, '.', '_' or '-'.
+    pub(crate) id: String,
+    /// Cron pattern: 5 fields, or 6 with leading seconds.
+    #[arg(long, value_name = "CRON", conflicts_with = "every")]
+    pub(crate) pattern: Option<String>,
+    /// Or: every this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub(crate) every: Option<u64>,
+    /// IANA time zone of the pattern (default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub(crate) tz: Option<String>,
+    /// Job name (default: the schedule id).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Job payload (JSON).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) data: Option<String>,
+    /// Job options (JSON, BullMQ's names: attempts, backoff, ...).
+    #[arg(long, value_name = "JSON")]
+    pub(crate) opts: Option<String>,
+    /// No run before this (ms since the epoch or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub(crate) start_date: Option<String>,
+    /// No run after this (ms since the epoch or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub(crate) end_date: Option<String>,
+    /// Stop after this many runs.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u64>,
+    /// Run once now, then on the pattern.
+    #[arg(long)]
+    pub(crate) immediately: bool,
+    /// Ticks missed while nothing ran: skip (default) or catch-up.
+    #[arg(long, value_name = "POLICY")]
+    pub(crate) missed: Option<String>,
+    /// Read the whole definition (JSON, as the API takes it) from this
+    /// file instead of the flags.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pattern", "every", "tz", "name", "data", "opts", "start_date", "end_date", "limit", "immediately", "missed"])]
+    pub(crate) file: Option<PathBuf>,
+    /// Print the schedule as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScheduleRmArgs {
+    /// The schedule's queue.
+    pub(crate) queue: String,
+    /// The schedule id.
+    pub(crate) id: String,
 }

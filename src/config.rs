@@ -6,10 +6,12 @@ use std::fs;
 use std::path::PathBuf;
 
 use drover_api::{ApiConfig, ApiSettings};
+use drover_scheduler::SchedulerConfig;
 use drover_worker::WorkerConfig;
 use drover_worker::builtin::HttpHandlerConfig;
+use queue_core::schedule::{Schedule, ScheduleSpec};
 use queue_core::store::{StoreConfig, StoreSettings};
-use queue_core::{RedisConfig, RedisSettings};
+use queue_core::{QueueName, RedisConfig, RedisSettings};
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, LogFormat, WorkerArgs};
@@ -26,6 +28,9 @@ pub(crate) struct FileConfig {
     pub(crate) api: ApiConfig,
     pub(crate) worker: WorkerConfig,
     pub(crate) handler: HandlerConfig,
+    pub(crate) scheduler: SchedulerConfig,
+    /// `[[schedule]]` entries: periodic jobs the scheduler keeps in Redis.
+    pub(crate) schedule: Vec<ScheduleSpec>,
     pub(crate) metrics: MetricsConfig,
     pub(crate) log: LogConfig,
     /// Whether a Redis was named (flag, environment or file) rather than
@@ -127,6 +132,32 @@ impl FileConfig {
         self.api.resolve().map_err(UsageError)
     }
 
+    /// The checked `[[schedule]]` entries; every entry names its `id` and
+    /// `queue`, and no two the same pair.
+    pub(crate) fn schedules(&self) -> Result<Vec<Schedule>, UsageError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::with_capacity(self.schedule.len());
+        for (i, spec) in self.schedule.iter().enumerate() {
+            let n = i + 1;
+            let (Some(id), Some(queue)) = (spec.id.clone(), spec.queue.clone()) else {
+                return Err(UsageError(format!(
+                    "[[schedule]] #{n} needs both an id and a queue"
+                )));
+            };
+            let bad = |e: &dyn std::fmt::Display| {
+                UsageError(format!("[[schedule]] #{n} ({queue}/{id}): {e}"))
+            };
+            let name = QueueName::new(queue.as_str()).map_err(|e| bad(&e))?;
+            let schedule = Schedule::new(name, &id, spec.clone()).map_err(|e| bad(&e))?;
+            if !seen.insert((queue.clone(), id.clone())) {
+                return Err(bad(&"declared twice"));
+            }
+            out.push(schedule);
+        }
+        self.scheduler.validate().map_err(UsageError)?;
+        Ok(out)
+    }
+
     /// The checked Redis settings.
     pub(crate) fn redis_settings(&self) -> Result<RedisSettings, UsageError> {
         self.redis.resolve().map_err(|e| UsageError(e.to_string()))
@@ -181,6 +212,21 @@ mod tests {
         let config: FileConfig = toml::from_str(text).unwrap();
         assert!(config.redis.resolve().is_ok());
         assert!(config.worker.resolve().is_ok());
+        let schedules = config.schedules().unwrap();
+        let ids: Vec<&str> = schedules.iter().map(|s| s.id()).collect();
+        assert_eq!(ids, ["warm-popular-templates", "warm-dashboard-stats"]);
+    }
+
+    #[test]
+    fn schedules_need_an_id_and_a_queue_and_are_checked() {
+        let parse = |text: &str| toml::from_str::<FileConfig>(text).unwrap().schedules();
+        let err = parse("[[schedule]]\nqueue = \"q\"\nevery = 5").unwrap_err();
+        assert!(err.0.contains("needs both an id and a queue"), "{}", err.0);
+        let err =
+            parse("[[schedule]]\nid = \"a\"\nqueue = \"q\"\npattern = \"61 * * * *\"").unwrap_err();
+        assert!(err.0.contains("[[schedule]] #1 (q/a)"), "{}", err.0);
+        let twice = "[[schedule]]\nid = \"a\"\nqueue = \"q\"\nevery = 5\n".repeat(2);
+        assert!(parse(&twice).unwrap_err().0.contains("declared twice"));
     }
 
     #[test]

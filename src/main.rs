@@ -90,7 +90,7 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 /// one-shot commands only warnings; `RUST_LOG` or `[log] filter` override.
 fn init_tracing(config: &FileConfig, command: &Command) {
     let default = match command {
-        Command::Worker(_) | Command::Dev(_) | Command::Serve(_) => "info",
+        Command::Worker(_) | Command::Dev(_) | Command::Serve(_) | Command::Scheduler(_) => "info",
         _ => "warn",
     };
     let filter = EnvFilter::try_from_default_env()

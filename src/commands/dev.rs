@@ -2,9 +2,11 @@
 //! configured Redis when one was configured and answers, else starts a
 //! private redis-server in the data directory; a SQLite store there too;
 //! serves the HTTP API without authentication; runs workers with the
-//! built-in handlers; serves metrics. Binds to loopback only.
+//! built-in handlers; keeps the declared schedules in Redis; serves
+//! metrics. Binds to loopback only.
 
 use drover_api::{ApiState, AuthMode};
+use drover_scheduler::Reconciler;
 use drover_worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -36,6 +38,7 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
     let data_dir = config.data_dir();
     let api_settings = config.api_settings()?;
     let store_settings = config.store_settings()?;
+    let declared = config.schedules()?;
     config.worker = WorkerConfig {
         queues: args.queue.clone(),
         concurrency: args.concurrency,
@@ -91,6 +94,16 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
     )?;
     let stop_api = CancellationToken::new();
     let api = api_server::spawn(api_addr, state, stop_api.clone()).await?;
+    let stop_scheduler = CancellationToken::new();
+    let scheduler = super::schedule::spawn_reconciler(
+        Reconciler::new(
+            conn.clone(),
+            Some(store.clone()),
+            declared,
+            config.scheduler.clone(),
+        ),
+        stop_scheduler.clone(),
+    );
 
     let url = queue_core::config::redact_url(conn.settings().url());
     let served = serve_until_signal(
@@ -112,7 +125,9 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
     )
     .await;
     stop_api.cancel();
+    stop_scheduler.cancel();
     let _ = api.await;
+    let _ = scheduler.await;
     store.close().await;
     if let Some(child) = private {
         child.stop().await;

@@ -4,6 +4,7 @@ mod admin;
 mod dev;
 mod enqueue;
 mod inspect;
+mod schedule;
 mod serve;
 mod store;
 mod worker;
@@ -23,6 +24,9 @@ pub(crate) async fn run(cli: Cli, config: FileConfig) -> anyhow::Result<()> {
         Command::Worker(args) => worker::run(config, &args).await,
         Command::Dev(args) => dev::run(config, args).await,
         Command::Serve(args) => serve::run(config, &args).await,
+        Command::Scheduler(args) => schedule::run(config, &args).await,
+        Command::Schedules(args) => schedule::list(&config, &args).await,
+        Command::Schedule(command) => schedule::command(&config, &command).await,
         Command::Migrate => store::migrate(&config).await,
         Command::Keys(command) => store::keys(&config, &command).await,
         Command::Enqueue(args) => enqueue::run(&config, &args).await,

@@ -67,7 +67,7 @@ async fn create(store: &Store, args: &KeysCreateArgs) -> anyhow::Result<()> {
         "scopes": args.scopes,
         "rateLimitPerSec": args.rate_limit,
     });
-    audit(store, "keys-create", None, params, &created).await;
+    audit(store, "keys-create", None, None, params, &created).await;
     let created = created?;
     if args.json {
         let mut value = serde_json::to_value(&created.key)?;
@@ -113,6 +113,7 @@ async fn revoke(store: &Store, key: &str) -> anyhow::Result<()> {
     audit(
         store,
         "keys-revoke",
+        None,
         Some(key),
         serde_json::json!({}),
         &revoked,
@@ -123,21 +124,27 @@ async fn revoke(store: &Store, key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records a key change made from the command line in the audit log; a
-/// failed write is a warning, the change itself already happened.
-async fn audit<T>(
+/// Who a change made from the command line is recorded as.
+pub(crate) fn cli_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+/// Records a change made from the command line in the audit log; a failed
+/// write is a warning, the change itself already happened.
+pub(crate) async fn audit<T>(
     store: &Store,
     action: &str,
+    queue: Option<&str>,
     target: Option<&str>,
     params: serde_json::Value,
     result: &queue_core::Result<T>,
 ) {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     let entry = AuditEntry {
         at_ms: queue_core::now_ms(),
-        actor: format!("cli:{user}"),
+        actor: cli_actor(),
         action: action.to_string(),
-        queue: None,
+        queue: queue.map(str::to_string),
         target: target.map(str::to_string),
         params,
         outcome: match result {
