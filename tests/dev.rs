@@ -36,8 +36,17 @@ async fn dev_runs_everything_on_a_private_redis() {
     };
     let (port, api_port) = (free_port(), free_port());
     let log = std::fs::File::create(data.path().join("dev.log")).unwrap();
+    // A schedule in the config file: dev keeps it in Redis and runs it.
+    let config = data.path().join("drover.toml");
+    std::fs::write(
+        &config,
+        "[[schedule]]\nid = \"dev-tick\"\nqueue = \"default\"\nevery = 500\nname = \"tick\"\n",
+    )
+    .unwrap();
     let child = drover(&[
         "dev",
+        "--config",
+        config.to_str().unwrap(),
         "--data-dir",
         data_dir.to_str().unwrap(),
         "--queue",
@@ -125,6 +134,25 @@ async fn dev_runs_everything_on_a_private_redis() {
             Check::NotYet(job.to_string())
         }
     })
+    .await;
+    // The declared schedule runs: its runs complete one after another.
+    wait_until(
+        "scheduled runs completed",
+        Duration::from_secs(20),
+        || async {
+            let out = drover(&["jobs", "default", "--state", "completed", "--json"])
+                .env("REDIS_URL", &url)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let runs = text.matches("repeat:dev-tick:").count();
+            if runs >= 2 {
+                Check::Done(())
+            } else {
+                Check::NotYet(text)
+            }
+        },
+    )
     .await;
     // Its store is a SQLite file in the data directory.
     assert!(
