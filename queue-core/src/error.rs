@@ -167,6 +167,32 @@ pub enum QueueError {
         /// Who owns it and what to do instead.
         reason: &'static str,
     },
+    /// A workflow definition is unusable (a cycle, an unknown dependency, a
+    /// bad template); the message names the step.
+    #[error("invalid workflow: {0}")]
+    InvalidWorkflow(String),
+    /// No workflow type of that name is registered.
+    #[error("no workflow type {kind:?}; `drover workflows` lists them")]
+    WorkflowTypeNotFound {
+        /// The type asked for.
+        kind: String,
+    },
+    /// No run of that id exists.
+    #[error("no workflow run {id:?}")]
+    WorkflowRunNotFound {
+        /// The run id asked for.
+        id: String,
+    },
+    /// The run is not in a state the action applies to.
+    #[error("workflow run {id:?} is {actual}, so it cannot be {action}")]
+    WorkflowRunNotInState {
+        /// The run id.
+        id: String,
+        /// Its state.
+        actual: String,
+        /// What was attempted.
+        action: &'static str,
+    },
     /// Another writer held the schedule lease for too long.
     #[error("schedules are being changed by another writer; retry shortly")]
     ScheduleBusy,
@@ -221,18 +247,22 @@ impl QueueError {
             | Self::InvalidStoreConfig(_)
             | Self::InvalidApiKeyName { .. }
             | Self::InvalidScope { .. }
-            | Self::InvalidSchedule(_) => ErrorKind::InvalidInput,
+            | Self::InvalidSchedule(_)
+            | Self::InvalidWorkflow(_) => ErrorKind::InvalidInput,
             Self::QueueNotFound { .. }
             | Self::JobNotFound { .. }
             | Self::ApiKeyNotFound { .. }
-            | Self::ScheduleNotFound { .. } => ErrorKind::NotFound,
+            | Self::ScheduleNotFound { .. }
+            | Self::WorkflowTypeNotFound { .. }
+            | Self::WorkflowRunNotFound { .. } => ErrorKind::NotFound,
             Self::JobNotInState { .. }
             | Self::JobLocked { .. }
             | Self::JobBelongsToScheduler { .. }
             | Self::QueueHasActiveJobs { .. }
             | Self::IdempotencyKeyReused
             | Self::ApiKeyNameTaken { .. }
-            | Self::ScheduleNotOwned { .. } => ErrorKind::Conflict,
+            | Self::ScheduleNotOwned { .. }
+            | Self::WorkflowRunNotInState { .. } => ErrorKind::Conflict,
             Self::StoreSchemaOutdated { .. } | Self::ScheduleBusy => ErrorKind::Unavailable,
             Self::Store(e) if is_store_transient(e) => ErrorKind::Unavailable,
             Self::Store(_) | Self::StoreMigration(_) | Self::StoreData(_) => ErrorKind::Internal,

@@ -55,6 +55,19 @@ pub(crate) fn schedule_lock(prefix: &str) -> String {
     format!("{DROVER_NAMESPACE}:{prefix}:schedules:lock")
 }
 
+/// The last checkpoint a workflow step's handler saved (JSON), keyed by
+/// run, step and fan-out item (`x` for none), so every try and re-dispatch
+/// of the step finds it.
+pub(crate) fn workflow_checkpoint(
+    prefix: &str,
+    run: &str,
+    step: &str,
+    item: Option<u64>,
+) -> String {
+    let item = item.map_or_else(|| "x".to_string(), |i| i.to_string());
+    format!("{DROVER_NAMESPACE}:{prefix}:workflow:{run}:{step}:{item}:checkpoint")
+}
+
 /// SCAN patterns whose matches name the queues under `prefix`: every queue
 /// has a `meta` hash (written by any Queue or script) or an `id` counter
 /// (written by every add).

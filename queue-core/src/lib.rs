@@ -36,6 +36,7 @@ pub mod rate_limit;
 pub mod registry;
 pub mod schedule;
 pub mod store;
+pub mod workflow;
 
 pub use clock::{epoch_ms, now_ms};
 pub use config::{RedisConfig, RedisSettings};

@@ -18,6 +18,7 @@ mod migrate;
 mod schedules;
 mod scope;
 mod settings;
+pub(crate) mod workflows;
 
 use std::sync::Once;
 use std::time::{Duration, Instant};
@@ -32,6 +33,10 @@ pub use audit::{AuditEntry, AuditRecord, MAX_AUDIT_PAGE};
 pub use schedules::{MAX_STORED_SCHEDULES, StoredSchedule};
 pub use scope::{QueueGlob, Scope};
 pub use settings::{StoreBackend, StoreConfig, StoreSettings};
+pub use workflows::{
+    MAX_WORKFLOW_PAGE, RunDetail, RunRecord, RunState, StepRecord, StepState, StoredWorkflowType,
+    WorkflowEvent,
+};
 
 /// A pool of connections to the store; clones share it.
 #[derive(Debug, Clone)]
@@ -121,7 +126,7 @@ impl Store {
         self.pool.close().await;
     }
 
-    fn pool(&self) -> &AnyPool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }
