@@ -18,6 +18,14 @@
 //!
 //! A pass runs under a Redis lease, so any number of reconcilers produce
 //! the state one would, and a pass that changes nothing writes nothing.
+//!
+//! The same process runs the workflow [`Orchestrator`], which moves
+//! workflow runs forward step by step (the engine is
+//! `queue_core::workflow`).
+
+mod orchestrator;
+
+pub use orchestrator::{Orchestrator, OrchestratorMetrics};
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
