@@ -258,6 +258,39 @@ impl ActiveJob {
         self.inner.job.log(line).await?;
         Ok(())
     }
+
+    /// The workflow step this job runs, if it is a step's job.
+    pub fn workflow_step(&self) -> Option<crate::workflow::StepRef> {
+        crate::workflow::StepRef::from_job_id(self.id())
+    }
+
+    /// Saves the checkpoint of the workflow step this job runs; a later try
+    /// or a re-dispatch after a crash gets it from
+    /// [`workflow_checkpoint`](Self::workflow_checkpoint).
+    pub async fn save_workflow_checkpoint(&self, value: &Value) -> Result<()> {
+        let step = self.workflow_step().ok_or_else(|| {
+            crate::QueueError::InvalidOptions(format!("job {} is not a workflow step", self.id()))
+        })?;
+        crate::workflow::save_checkpoint(&self.inner.shared.conn, &step, value).await
+    }
+
+    /// The last checkpoint of the workflow step this job runs: the one
+    /// saved in Redis, else the one the job was dispatched with.
+    pub async fn workflow_checkpoint(&self) -> Result<Option<Value>> {
+        let Some(step) = self.workflow_step() else {
+            return Ok(None);
+        };
+        if let Some(saved) =
+            crate::workflow::load_checkpoint(&self.inner.shared.conn, &step).await?
+        {
+            return Ok(Some(saved));
+        }
+        Ok(self
+            .data()
+            .get(crate::workflow::WORKFLOW_FIELD)
+            .and_then(|w| w.get("checkpoint"))
+            .cloned())
+    }
 }
 
 /// State shared by a consumer and its in-flight jobs.

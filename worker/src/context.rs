@@ -1,5 +1,6 @@
 //! What a handler sees of the job it runs.
 
+use queue_core::workflow::StepRef as WorkflowStep;
 use queue_core::{ActiveJob, QueueError, QueueName};
 use serde::Serialize;
 use serde_json::Value;
@@ -55,8 +56,37 @@ impl JobContext {
     /// `queue:id:attempt`: the same for a re-delivery of one attempt (after
     /// a crash), different for each retry. Pass it to downstream systems so
     /// they can drop duplicates.
+    ///
+    /// For a workflow step's job it is the step's key instead,
+    /// `run:step:attempt` (`run:step[item]:attempt` for a fan-out item):
+    /// the same for every try of the step and for a re-dispatch after a
+    /// crash, new only when a failed run is retried.
     pub fn idempotency_key(&self) -> String {
-        format!("{}:{}:{}", self.queue(), self.id(), self.attempt())
+        match self.job.workflow_step() {
+            Some(step) => step.idempotency_key(),
+            None => format!("{}:{}:{}", self.queue(), self.id(), self.attempt()),
+        }
+    }
+
+    /// The workflow step this job runs (run, step, item, attempt), if any.
+    pub fn workflow_step(&self) -> Option<WorkflowStep> {
+        self.job.workflow_step()
+    }
+
+    /// Saves a checkpoint of a workflow step's progress (any JSON, say
+    /// `{"next": 3000}`); a retry, or a re-dispatch after a crash, gets it
+    /// back from [`last_checkpoint`](Self::last_checkpoint) and continues
+    /// from there. Fails for a job that is not a workflow step.
+    pub async fn checkpoint(&self, value: impl Serialize) -> Result<(), QueueError> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| QueueError::InvalidOptions(format!("checkpoint is not JSON: {e}")))?;
+        self.job.save_workflow_checkpoint(&value).await
+    }
+
+    /// The step's last checkpoint, `None` on its first run (and for jobs
+    /// that are not workflow steps).
+    pub async fn last_checkpoint(&self) -> Result<Option<Value>, QueueError> {
+        self.job.workflow_checkpoint().await
     }
 
     /// Reports progress (any JSON: a number, an object...); BullMQ clients

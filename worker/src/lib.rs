@@ -31,3 +31,4 @@ pub use heartbeat::WorkerIdentity;
 pub use metrics::{MAX_NAMES_PER_QUEUE, WorkerMetrics};
 pub use outcome::JobError;
 pub use pool::{ShutdownReport, WorkerPool};
+pub use queue_core::workflow::StepRef as WorkflowStep;

@@ -60,6 +60,17 @@ impl Processor for HandlerRunner {
         };
         let handler = registered.handler.clone();
         let timeout = registered.options.timeout.or(self.default_timeout);
+        // A workflow step may set a shorter timeout of its own.
+        let step_timeout = job
+            .workflow_step()
+            .and(job.data().get(queue_core::workflow::WORKFLOW_FIELD))
+            .and_then(|w| w.get("timeout_ms"))
+            .and_then(serde_json::Value::as_u64)
+            .map(Duration::from_millis);
+        let timeout = match (timeout, step_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let in_flight = self.in_flight.clone();
         Box::pin(async move {
             let _in_flight = in_flight.enter();
