@@ -73,8 +73,9 @@ pub(crate) enum Command {
     Dev(DevArgs),
     /// Serve the HTTP API (`/api/v1`, `/metrics`, `/health`, `/ready`).
     Serve(ServeArgs),
-    /// Keep Redis holding the declared schedules: the config file's
-    /// `[[schedule]]` entries and those declared through the API.
+    /// Keep Redis holding the declared schedules (the config file's
+    /// `[[schedule]]` entries and those declared through the API), and run
+    /// workflows step by step.
     Scheduler(SchedulerArgs),
     /// List schedules (BullMQ job schedulers) with their next runs.
     Schedules(SchedulesArgs),
@@ -400,6 +401,9 @@ pub(crate) struct SchedulerArgs {
     /// `[scheduler] reconcile_interval_ms`).
     #[arg(long, value_name = "MS")]
     pub(crate) reconcile_interval: Option<u64>,
+    /// Serve the orchestrator's Prometheus metrics here.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<String>,
 }
 
 #[derive(Debug, Args)]

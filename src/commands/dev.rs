@@ -6,7 +6,7 @@
 //! metrics. Binds to loopback only.
 
 use drover_api::{ApiState, AuthMode};
-use drover_scheduler::Reconciler;
+use drover_scheduler::{Orchestrator, OrchestratorMetrics, Reconciler};
 use drover_worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -95,12 +95,17 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
     let stop_api = CancellationToken::new();
     let api = api_server::spawn(api_addr, state, stop_api.clone()).await?;
     let stop_scheduler = CancellationToken::new();
-    let scheduler = super::schedule::spawn_reconciler(
+    let scheduler = super::schedule::spawn_scheduler(
         Reconciler::new(
             conn.clone(),
             Some(store.clone()),
             declared,
             config.scheduler.clone(),
+        ),
+        Orchestrator::new(
+            conn.clone(),
+            store.clone(),
+            Some(OrchestratorMetrics::new(&registry)?),
         ),
         stop_scheduler.clone(),
     );

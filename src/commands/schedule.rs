@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use drover_scheduler::Reconciler;
+use drover_scheduler::{Orchestrator, OrchestratorMetrics, Reconciler};
 use queue_core::schedule::{self, Schedule, ScheduleSpec, ScheduleView, live};
 use queue_core::{QueueDiscovery, QueueName};
 use serde_json::{Map, Value};
@@ -13,13 +13,18 @@ use super::{connect, connect_for, queue_name, store};
 use crate::cli::{ScheduleCommand, ScheduleSetArgs, SchedulerArgs, SchedulesArgs};
 use crate::config::FileConfig;
 use crate::exit::UsageError;
+use crate::metrics_server;
 use crate::output::{self, Table};
 use crate::signals::Signals;
 
-/// `drover scheduler`: reconciles until SIGTERM/SIGINT.
+/// `drover scheduler`: reconciles schedules and orchestrates workflows
+/// until SIGTERM/SIGINT.
 pub(crate) async fn run(mut config: FileConfig, args: &SchedulerArgs) -> anyhow::Result<()> {
     if let Some(ms) = args.reconcile_interval {
         config.scheduler.reconcile_interval_ms = ms;
+    }
+    if args.metrics_addr.is_some() {
+        config.metrics.addr = args.metrics_addr.clone();
     }
     let declared = config.schedules()?;
     let store_settings = config.store_settings()?;
@@ -28,13 +33,20 @@ pub(crate) async fn run(mut config: FileConfig, args: &SchedulerArgs) -> anyhow:
     let signals = Signals::listen()?;
     let conn = connect(redis).await?;
     let store = store::open(&store_settings, args.migrate).await?;
+    let registry = prometheus::Registry::new();
+    let metrics = OrchestratorMetrics::new(&registry)?;
     let reconciler = Reconciler::new(
-        conn,
+        conn.clone(),
         Some(store.clone()),
         declared,
         config.scheduler.clone(),
     );
+    let orchestrator = Orchestrator::new(conn, store.clone(), Some(metrics));
     let stop = CancellationToken::new();
+    let metrics_server = match config.metrics.addr.as_deref() {
+        Some(addr) => Some(metrics_server::spawn(addr, registry, stop.clone()).await?),
+        None => None,
+    };
     let stopper = {
         let stop = stop.clone();
         let graceful = signals.graceful.clone();
@@ -44,18 +56,25 @@ pub(crate) async fn run(mut config: FileConfig, args: &SchedulerArgs) -> anyhow:
         })
     };
     info!("ready");
-    reconciler.run(stop).await;
+    tokio::join!(reconciler.run(stop.clone()), orchestrator.run(stop.clone()));
     stopper.abort();
+    if let Some(server) = metrics_server {
+        let _ = server.await;
+    }
     store.close().await;
     Ok(())
 }
 
-/// Spawns the reconciler of `drover dev` until `stop`.
-pub(crate) fn spawn_reconciler(
+/// Spawns the reconciler and the orchestrator of `drover dev` until
+/// `stop`.
+pub(crate) fn spawn_scheduler(
     reconciler: Reconciler,
+    orchestrator: Orchestrator,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { reconciler.run(stop).await })
+    tokio::spawn(async move {
+        tokio::join!(reconciler.run(stop.clone()), orchestrator.run(stop));
+    })
 }
 
 /// `drover schedules`.
