@@ -11,6 +11,7 @@ use drover_worker::WorkerConfig;
 use drover_worker::builtin::HttpHandlerConfig;
 use queue_core::schedule::{Schedule, ScheduleSpec};
 use queue_core::store::{StoreConfig, StoreSettings};
+use queue_core::workflow::{Workflow, WorkflowDefinition};
 use queue_core::{QueueName, RedisConfig, RedisSettings};
 use serde::Deserialize;
 
@@ -31,6 +32,8 @@ pub(crate) struct FileConfig {
     pub(crate) scheduler: SchedulerConfig,
     /// `[[schedule]]` entries: periodic jobs the scheduler keeps in Redis.
     pub(crate) schedule: Vec<ScheduleSpec>,
+    /// `[[workflow]]` entries: workflow types the scheduler registers.
+    pub(crate) workflow: Vec<WorkflowDefinition>,
     pub(crate) metrics: MetricsConfig,
     pub(crate) log: LogConfig,
     /// Whether a Redis was named (flag, environment or file) rather than
@@ -158,6 +161,26 @@ impl FileConfig {
         Ok(out)
     }
 
+    /// The checked `[[workflow]]` entries; each names its `type`, no two
+    /// the same.
+    pub(crate) fn workflows(&self) -> Result<Vec<Workflow>, UsageError> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = Vec::with_capacity(self.workflow.len());
+        for (i, def) in self.workflow.iter().enumerate() {
+            let n = i + 1;
+            let Some(kind) = def.kind.clone() else {
+                return Err(UsageError(format!("[[workflow]] #{n} needs a type")));
+            };
+            let workflow = Workflow::new(&kind, def.clone())
+                .map_err(|e| UsageError(format!("[[workflow]] #{n} ({kind}): {e}")))?;
+            if !seen.insert(kind.clone()) {
+                return Err(UsageError(format!("[[workflow]] {kind} is declared twice")));
+            }
+            out.push(workflow);
+        }
+        Ok(out)
+    }
+
     /// The checked Redis settings.
     pub(crate) fn redis_settings(&self) -> Result<RedisSettings, UsageError> {
         self.redis.resolve().map_err(|e| UsageError(e.to_string()))
@@ -215,6 +238,31 @@ mod tests {
         let schedules = config.schedules().unwrap();
         let ids: Vec<&str> = schedules.iter().map(|s| s.id()).collect();
         assert_eq!(ids, ["warm-popular-templates", "warm-dashboard-stats"]);
+        let workflows = config.workflows().unwrap();
+        assert_eq!(workflows[0].order(), ["fetch", "render", "publish"]);
+    }
+
+    #[test]
+    fn workflows_are_checked_and_name_their_step() {
+        let parse = |text: &str| toml::from_str::<FileConfig>(text).unwrap().workflows();
+        let ok = parse(
+            "[[workflow]]\ntype = \"etl\"\n[[workflow.steps]]\nid = \"a\"\nqueue = \"q\"\n\
+             [[workflow.steps]]\nid = \"b\"\nqueue = \"q\"\ndepends_on = [\"a\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok[0].order(), ["a", "b"]);
+        let err = parse(
+            "[[workflow]]\ntype = \"etl\"\n[[workflow.steps]]\nid = \"a\"\nqueue = \"q\"\ndepends_on = [\"z\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.0.contains("[[workflow]] #1 (etl)") && err.0.contains("step \"a\""),
+            "{}",
+            err.0
+        );
+        let err =
+            parse("[[workflow]]\n[[workflow.steps]]\nid = \"a\"\nqueue = \"q\"\n").unwrap_err();
+        assert!(err.0.contains("needs a type"), "{}", err.0);
     }
 
     #[test]

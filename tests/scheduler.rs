@@ -463,3 +463,66 @@ async fn schedule_set_list_and_rm_from_the_command_line() {
     assert!(String::from_utf8_lossy(&gone.stderr).contains("no schedule \"warm\""));
     assert!(scheduler_ids(&server, "cache").await.is_empty());
 }
+
+#[tokio::test]
+async fn the_scheduler_registers_the_config_files_workflows_once() {
+    let server = RedisServer::start().await;
+    let drover = Drover::new(&server);
+    let config = config_file(
+        &drover,
+        r#"
+[[workflow]]
+type = "etl"
+[[workflow.steps]]
+id = "a"
+queue = "q"
+[[workflow.steps]]
+id = "b"
+queue = "q"
+depends_on = ["a"]
+input = { x = "{{ steps.a.output.x }}" }
+"#,
+    );
+    let store_url = format!(
+        "sqlite:{}",
+        drover.dir.path().join("data/drover.db").display()
+    );
+    for round in 0..2 {
+        let label = format!("scheduler-{round}");
+        let mut scheduler = spawn_scheduler(&drover, &label, &config);
+        wait_until("scheduler ready", Duration::from_secs(30), || async {
+            let log = drover.log(&label);
+            if log.contains("ready") {
+                Check::Done(())
+            } else {
+                Check::NotYet(log)
+            }
+        })
+        .await;
+        scheduler.signal(Signal::SIGTERM);
+        assert!(scheduler.wait_exit(Duration::from_secs(30)).await.success());
+    }
+    let settings = queue_core::store::StoreConfig {
+        url: Some(store_url),
+        ..Default::default()
+    }
+    .resolve(drover.dir.path())
+    .unwrap();
+    let store = queue_core::store::Store::connect(&settings).await.unwrap();
+    let etl = store.get_workflow_type("etl").await.unwrap().unwrap();
+    assert_eq!(etl.workflow.order(), ["a", "b"]);
+    assert_eq!(
+        etl.version, 1,
+        "a restart with the same definition does not bump it"
+    );
+    assert!(
+        drover
+            .log("scheduler-0")
+            .contains("workflow type registered from the config file")
+    );
+    assert!(
+        !drover
+            .log("scheduler-1")
+            .contains("workflow type registered")
+    );
+}

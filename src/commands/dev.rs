@@ -76,6 +76,7 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
         }
     };
     let store = super::store::open(&store_settings, true).await?;
+    super::schedule::register_workflows(&store, &config).await?;
     warn!(
         redis = %conn.settings().describe(),
         store = %store_settings.describe(),

@@ -33,6 +33,7 @@ pub(crate) async fn run(mut config: FileConfig, args: &SchedulerArgs) -> anyhow:
     let signals = Signals::listen()?;
     let conn = connect(redis).await?;
     let store = store::open(&store_settings, args.migrate).await?;
+    register_workflows(&store, &config).await?;
     let registry = prometheus::Registry::new();
     let metrics = OrchestratorMetrics::new(&registry)?;
     let reconciler = Reconciler::new(
@@ -62,6 +63,25 @@ pub(crate) async fn run(mut config: FileConfig, args: &SchedulerArgs) -> anyhow:
         let _ = server.await;
     }
     store.close().await;
+    Ok(())
+}
+
+/// Registers the config file's `[[workflow]]` types (those that changed).
+pub(crate) async fn register_workflows(
+    store: &queue_core::store::Store,
+    config: &FileConfig,
+) -> anyhow::Result<()> {
+    for workflow in config.workflows()? {
+        if let Some(version) = store
+            .ensure_workflow_type(&workflow, "config", queue_core::now_ms())
+            .await?
+        {
+            info!(
+                workflow = workflow.kind(),
+                version, "workflow type registered from the config file"
+            );
+        }
+    }
     Ok(())
 }
 

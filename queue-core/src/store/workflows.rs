@@ -350,6 +350,25 @@ impl Store {
         Ok(ms_from_db(version))
     }
 
+    /// Registers `workflow` unless the store already holds this exact
+    /// definition (so restarts do not bump versions); answers the new
+    /// version when it wrote one.
+    pub async fn ensure_workflow_type(
+        &self,
+        workflow: &Workflow,
+        actor: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>> {
+        if let Some(stored) = self.get_workflow_type(workflow.kind()).await? {
+            if stored.workflow.definition() == workflow.definition() {
+                return Ok(None);
+            }
+        }
+        self.put_workflow_type(workflow, actor, now_ms)
+            .await
+            .map(Some)
+    }
+
     /// One registered type.
     pub async fn get_workflow_type(&self, kind: &str) -> Result<Option<StoredWorkflowType>> {
         let row = sqlx::query(
