@@ -368,3 +368,51 @@ async fn an_open_circuit_delays_jobs_instead_of_spending_their_attempts() {
     assert_eq!(seen(&app, "down").len(), 3);
     pool.shutdown(CancellationToken::new()).await;
 }
+
+#[tokio::test]
+async fn a_workflow_steps_app_gets_its_key_and_latest_checkpoint() {
+    let server = RedisServer::start().await;
+    let conn = connect(&server).await;
+    let app = Arc::new(App::default());
+    let url = serve(app.clone()).await;
+    // A job as the workflow engine dispatches it, with a checkpoint saved
+    // by an earlier try (through the API callback or a Rust handler).
+    let step = queue_core::workflow::StepRef {
+        run: "0123456789abcdef0123456789abcdef".into(),
+        step: "ok".into(),
+        item: Some(3),
+        attempt: 2,
+    };
+    queue_core::workflow::save_checkpoint(&conn, &step, &json!({ "next": 4000 }))
+        .await
+        .unwrap();
+    let id = add(
+        &conn,
+        "push",
+        "ok",
+        json!({ "part": 3, "_workflow": { "checkpoint": { "next": 1000 } } }),
+        json!({ "jobId": step.job_id() }),
+    )
+    .await;
+    let pool = pool_with(
+        &conn,
+        HttpHandlerConfig {
+            url: Some(url),
+            ..HttpHandlerConfig::default()
+        },
+    )
+    .await;
+    server.wait_in("push", "completed", &id).await;
+    let req = seen(&app, "ok").remove(0);
+    let body: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        body["checkpoint"],
+        json!({ "next": 4000 }),
+        "the latest one, not the dispatched one"
+    );
+    assert_eq!(
+        req.headers["idempotency-key"],
+        format!("{}:ok[3]:2", step.run).as_str()
+    );
+    pool.shutdown(CancellationToken::new()).await;
+}

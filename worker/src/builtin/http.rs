@@ -209,13 +209,20 @@ impl Inner {
                 + Duration::from_millis(fastrand::u64(0..1000));
             return Err(JobError::DelayUntil(SystemTime::now() + wait));
         }
-        let body = serde_json::to_vec(&json!({
+        let mut payload = json!({
             "id": ctx.id(),
             "name": ctx.name(),
             "data": ctx.data(),
             "attemptsMade": ctx.attempt() - 1,
-        }))
-        .map_err(|e| JobError::unrecoverable(format!("cannot encode the request: {e}")))?;
+        });
+        // A workflow step's app gets its latest checkpoint (saved through
+        // PUT /api/v1/workflow-runs/{run}/steps/{step}/checkpoint), so a
+        // retry continues where the last try stopped.
+        if ctx.workflow_step().is_some() {
+            payload["checkpoint"] = ctx.last_checkpoint().await?.unwrap_or(Value::Null);
+        }
+        let body = serde_json::to_vec(&payload)
+            .map_err(|e| JobError::unrecoverable(format!("cannot encode the request: {e}")))?;
         let mut request = self
             .client
             .post(&url)
