@@ -216,10 +216,16 @@ impl Stack {
     }
 
     fn orchestrator(&self, label: &str) -> ChildGuard {
+        self.orchestrator_with(label, &[])
+    }
+
+    fn orchestrator_with(&self, label: &str, extra: &[&str]) -> ChildGuard {
         let log = std::fs::File::create(self.drover.log_path(label)).unwrap();
+        let mut args = vec!["scheduler"];
+        args.extend_from_slice(extra);
         let child = self
             .drover
-            .command(&["scheduler"])
+            .command(&args)
             .env("DATABASE_URL", &self.db.url)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -382,7 +388,8 @@ async fn a_killed_step_resumes_from_its_last_checkpoint() {
             json!({"steps": [{"id": "crunch", "queue": "wf", "input": {"total": 10_000}}]}),
         )
         .await;
-    let _orchestrator = stack.orchestrator("orchestrator");
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let _orchestrator = stack.orchestrator_with("orchestrator", &["--metrics-addr", &metrics_addr]);
     let mut worker = stack.worker("worker-1");
     let (run, _) = stack
         .store
@@ -454,4 +461,21 @@ async fn a_killed_step_resumes_from_its_last_checkpoint() {
         "only the items after the last checkpoint repeat ({again})"
     );
     eprintln!("killed at checkpoint {at_kill}; {again} item(s) after it were processed twice");
+
+    // The orchestrator's metrics saw the step and the run.
+    let text = http_client()
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "drover_workflow_step_duration_seconds_count 1",
+        "drover_workflow_orchestration_lag_seconds_count 1",
+        "drover_workflow_runs_finished_total{state=\"completed\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
 }
