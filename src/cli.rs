@@ -121,6 +121,8 @@ pub(crate) enum HandlerKind {
     Echo,
     /// POST each job to --url.
     Http,
+    /// Fill Redis cache keys from the sources of [handler.cache_warm].
+    CacheWarm,
 }
 
 /// Worker flags; each overrides the config file's `[worker]` table.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use drover_api::{ApiConfig, ApiSettings};
 use drover_scheduler::SchedulerConfig;
 use drover_worker::WorkerConfig;
-use drover_worker::builtin::HttpHandlerConfig;
+use drover_worker::builtin::{CacheWarmConfig, HttpHandlerConfig};
 use queue_core::schedule::{Schedule, ScheduleSpec};
 use queue_core::store::{StoreConfig, StoreSettings};
 use queue_core::workflow::{Workflow, WorkflowDefinition};
@@ -47,6 +47,7 @@ pub(crate) struct FileConfig {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct HandlerConfig {
     pub(crate) http: HttpHandlerConfig,
+    pub(crate) cache_warm: CacheWarmConfig,
 }
 
 /// Where `/metrics` is served.
@@ -238,6 +239,8 @@ mod tests {
         let schedules = config.schedules().unwrap();
         let ids: Vec<&str> = schedules.iter().map(|s| s.id()).collect();
         assert_eq!(ids, ["warm-popular-templates", "warm-dashboard-stats"]);
+        config.handler.cache_warm.validate().unwrap();
+        assert!(config.handler.cache_warm.is_configured());
         let workflows = config.workflows().unwrap();
         assert_eq!(workflows[0].order(), ["fetch", "render", "publish"]);
     }

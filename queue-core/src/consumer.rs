@@ -259,6 +259,12 @@ impl ActiveJob {
         Ok(())
     }
 
+    /// The connection the job came through, for handlers that write to
+    /// Redis themselves (through queue-core's functions).
+    pub fn connection(&self) -> &Connection {
+        &self.inner.shared.conn
+    }
+
     /// The workflow step this job runs, if it is a step's job.
     pub fn workflow_step(&self) -> Option<crate::workflow::StepRef> {
         crate::workflow::StepRef::from_job_id(self.id())

@@ -68,6 +68,11 @@ pub(crate) fn workflow_checkpoint(
     format!("{DROVER_NAMESPACE}:{prefix}:workflow:{run}:{step}:{item}:checkpoint")
 }
 
+/// The set of keys the last warm run of a cache target wrote.
+pub(crate) fn cache_manifest(prefix: &str, target: &str) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:cache:{target}:keys")
+}
+
 /// SCAN patterns whose matches name the queues under `prefix`: every queue
 /// has a `meta` hash (written by any Queue or script) or an `id` counter
 /// (written by every add).

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use drover_worker::builtin::{Echo, HttpHandler};
+use drover_worker::builtin::{CacheWarm, Echo, HttpHandler};
 use drover_worker::{
     HandlerOptions, HandlerRegistry, WorkerIdentity, WorkerMetrics, WorkerPool, WorkerSettings,
 };
@@ -91,12 +91,19 @@ pub(crate) async fn serve_until_signal(
     Ok(())
 }
 
-/// The registry for a built-in handler serving every job name.
+/// The registry for a built-in handler serving every job name. When
+/// `[handler.cache_warm]` has targets, jobs named `cache-warm` go to the
+/// cache-warm handler whatever the kind.
 pub(crate) fn builtin_handlers(
     kind: HandlerKind,
     config: &FileConfig,
 ) -> Result<HandlerRegistry, UsageError> {
     let mut registry = HandlerRegistry::new();
+    let warm_config = &config.handler.cache_warm;
+    let warm = || {
+        CacheWarm::new(warm_config.clone())
+            .map_err(|e| UsageError(format!("[handler.cache_warm]: {e}")))
+    };
     match kind {
         HandlerKind::Echo => {
             registry.fallback(Echo, HandlerOptions::default());
@@ -106,6 +113,21 @@ pub(crate) fn builtin_handlers(
             let handler = HttpHandler::new(settings).map_err(UsageError)?;
             registry.fallback(handler, HandlerOptions::default());
         }
+        HandlerKind::CacheWarm => {
+            if !warm_config.is_configured() {
+                return Err(UsageError(
+                    "--handler cache-warm needs [handler.cache_warm] sources and targets in the config file"
+                        .into(),
+                ));
+            }
+            registry.fallback(warm()?, HandlerOptions::default());
+        }
+    }
+    if kind != HandlerKind::CacheWarm && warm_config.is_configured() {
+        registry.register(CACHE_WARM_JOB, warm()?, HandlerOptions::default());
     }
     Ok(registry)
 }
+
+/// The job name the cache-warm handler serves next to another handler.
+const CACHE_WARM_JOB: &str = "cache-warm";

@@ -68,6 +68,11 @@ impl JobContext {
         }
     }
 
+    /// The Redis connection the job came through.
+    pub(crate) fn connection(&self) -> &queue_core::Connection {
+        self.job.connection()
+    }
+
     /// The workflow step this job runs (run, step, item, attempt), if any.
     pub fn workflow_step(&self) -> Option<WorkflowStep> {
         self.job.workflow_step()

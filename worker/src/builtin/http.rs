@@ -175,6 +175,17 @@ impl HttpHandler {
     }
 }
 
+/// A plain HTTP client (GETs of the `cache-warm` handler): ring TLS,
+/// Mozilla's roots, a timeout, redirects followed.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// TLS with the ring provider and Mozilla's roots, chosen here so no
 /// process-wide default provider is needed.
 fn tls_config() -> Result<rustls::ClientConfig, String> {
