@@ -82,6 +82,9 @@ pub(crate) enum Command {
     /// Create, change or remove a schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Read warmed cache keys.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Apply the durable store's pending migrations.
     Migrate,
     /// Create, list and revoke API keys.
@@ -480,4 +483,20 @@ pub(crate) struct ScheduleRmArgs {
     pub(crate) queue: String,
     /// The schedule id.
     pub(crate) id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// Print a cached value (pretty JSON when it is JSON) and its TTL;
+    /// exits 1 when the key is not cached.
+    Get(CacheGetArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CacheGetArgs {
+    /// The key, e.g. cache:template:42.
+    pub(crate) key: String,
+    /// Print {"key", "value", "ttl_ms"} as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

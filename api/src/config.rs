@@ -25,6 +25,9 @@ pub struct ApiConfig {
     pub max_event_streams: usize,
     /// How often queue counts for `/metrics` are refreshed, in ms.
     pub queue_metrics_interval_ms: u64,
+    /// Keys `GET /api/v1/cache/{key}` may read: those starting with one of
+    /// these (the cache-warm targets' keys). Empty: none.
+    pub cache_prefixes: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -36,6 +39,7 @@ impl Default for ApiConfig {
             key_cache_ttl_ms: 5_000,
             max_event_streams: 256,
             queue_metrics_interval_ms: 5_000,
+            cache_prefixes: vec!["cache:".to_string()],
         }
     }
 }
@@ -49,6 +53,7 @@ pub struct ApiSettings {
     pub(crate) key_cache_ttl: Duration,
     pub(crate) max_event_streams: usize,
     pub(crate) queue_metrics_interval: Duration,
+    pub(crate) cache_prefixes: Vec<String>,
 }
 
 impl ApiConfig {
@@ -59,6 +64,16 @@ impl ApiConfig {
         }
         if !(2..=512).contains(&self.max_json_depth) {
             return Err("[api] max_json_depth must be between 2 and 512".into());
+        }
+        if let Some(p) = self.cache_prefixes.iter().find(|p| {
+            p.is_empty()
+                || queue_core::cache::RESERVED_PREFIXES
+                    .iter()
+                    .any(|r| p.starts_with(r))
+        }) {
+            return Err(format!(
+                "[api] cache_prefixes: {p:?} would expose queue or Drover keys; use the cache-warm targets' prefixes"
+            ));
         }
         if self.queue_metrics_interval_ms < 100 {
             return Err("[api] queue_metrics_interval_ms must be at least 100".into());
@@ -71,6 +86,7 @@ impl ApiConfig {
             key_cache_ttl: Duration::from_millis(self.key_cache_ttl_ms),
             max_event_streams: self.max_event_streams,
             queue_metrics_interval: Duration::from_millis(self.queue_metrics_interval_ms),
+            cache_prefixes: self.cache_prefixes.clone(),
         })
     }
 }

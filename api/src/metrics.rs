@@ -30,6 +30,7 @@ pub struct ApiMetrics {
     queue_failed: IntCounterVec,
     pool: IntGaugeVec,
     errors: IntCounterVec,
+    cache_reads: IntCounterVec,
 }
 
 impl ApiMetrics {
@@ -88,6 +89,14 @@ impl ApiMetrics {
         registry.register(Box::new(queue_failed.clone()))?;
         registry.register(Box::new(pool.clone()))?;
         registry.register(Box::new(errors.clone()))?;
+        let cache_reads = IntCounterVec::new(
+            Opts::new(
+                "drover_cache_reads_total",
+                "Reads of warmed cache keys through the API, by result (hit, miss)",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(cache_reads.clone()))?;
         Ok(Self {
             requests,
             duration,
@@ -96,10 +105,17 @@ impl ApiMetrics {
             queue_failed,
             pool,
             errors,
+            cache_reads,
         })
     }
 
     /// Counts an error survived by `task`.
+    pub(crate) fn count_cache_read(&self, hit: bool) {
+        self.cache_reads
+            .with_label_values(&[if hit { "hit" } else { "miss" }])
+            .inc();
+    }
+
     pub(crate) fn count_error(&self, task: &str) {
         self.errors.with_label_values(&[task]).inc();
     }

@@ -31,6 +31,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "jobs", description = "Adding, reading and acting on jobs"),
         (name = "queues", description = "Queues, their counts, actions and events"),
         (name = "schedules", description = "Periodic jobs, kept as BullMQ job schedulers"),
+        (name = "cache", description = "Warmed cache keys"),
         (name = "system", description = "Health, readiness, metrics, workers, audit log"),
     )
 )]

@@ -30,6 +30,7 @@ const NEEDS: &[(&str, Need)] = &[
     ("jobs_get", Need::Read),
     ("workers_list", Need::Read),
     ("schedules_list", Need::Read),
+    ("cache_get", Need::Read),
     ("schedules_get", Need::Read),
     ("schedules_put", Need::Admin),
     ("schedules_delete", Need::Admin),
@@ -54,7 +55,10 @@ fn operations() -> Vec<(String, String, String)> {
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let concrete = path.replace("{queue}", "emails").replace("{id}", "job-1");
+            let concrete = path
+                .replace("{queue}", "emails")
+                .replace("{id}", "job-1")
+                .replace("{key}", "cache:k");
             let id = op["operationId"].as_str().unwrap().to_string();
             ops.push((method.to_uppercase(), concrete, id));
         }

@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 mod admin;
+mod cache;
 mod dev;
 mod enqueue;
 mod inspect;
@@ -27,6 +28,7 @@ pub(crate) async fn run(cli: Cli, config: FileConfig) -> anyhow::Result<()> {
         Command::Scheduler(args) => schedule::run(config, &args).await,
         Command::Schedules(args) => schedule::list(&config, &args).await,
         Command::Schedule(command) => schedule::command(&config, &command).await,
+        Command::Cache(command) => cache::run(&config, &command).await,
         Command::Migrate => store::migrate(&config).await,
         Command::Keys(command) => store::keys(&config, &command).await,
         Command::Enqueue(args) => enqueue::run(&config, &args).await,

@@ -2,6 +2,7 @@
 //! router and its `#[utoipa::path]` with the OpenAPI document, so the two
 //! cannot drift apart.
 
+mod cache;
 mod enqueue;
 mod events;
 mod jobs;
@@ -43,6 +44,7 @@ pub(crate) fn protected() -> OpenApiRouter<Arc<ApiState>> {
             schedules::schedules_put,
             schedules::schedules_delete
         ))
+        .routes(routes!(cache::cache_get))
         .routes(routes!(system::workers_list))
         .routes(routes!(system::audit_list))
         .routes(routes!(system::metrics))
