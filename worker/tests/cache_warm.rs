@@ -93,6 +93,7 @@ async fn ten_thousand_postgres_rows_become_ten_thousand_keys_in_one_swap() {
     assert_eq!(out["stale_removed"], 0);
     assert!(out["bytes"].as_u64().unwrap() > 10_000 * 40);
     assert!(out["duration_ms"].is_u64());
+    eprintln!("warm run over 10,000 PostgreSQL rows: {out}");
 
     // Every key is there, with the row as JSON and a TTL.
     let keys = server.keys("cache:template:*").await;
