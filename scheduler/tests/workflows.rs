@@ -380,3 +380,66 @@ async fn two_orchestrators_on_postgres_never_dispatch_a_step_twice() {
     b.await.unwrap();
     consumer.close(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn max_concurrent_runs_holds_the_rest_pending() {
+    let server = RedisServer::start().await;
+    let conn = connect(&server).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let mut def = etl().definition().clone();
+    def.max_concurrent_runs = Some(1);
+    let one_at_a_time = Workflow::new("serial", def).unwrap();
+    store
+        .put_workflow_type(&one_at_a_time, "test", now_ms())
+        .await
+        .unwrap();
+    let (stop, orchestrator) = orchestrate(&conn, &store);
+    let mut ids = Vec::new();
+    for n in [2, 3, 4] {
+        let (run, _) = store
+            .start_run(&one_at_a_time, &json!({"n": n}), None, now_ms())
+            .await
+            .unwrap();
+        ids.push(run.id);
+    }
+    // Without workers the first run to take the slot keeps it.
+    wait_until("one run running", DEADLINE, || async {
+        let running = store
+            .list_runs(Some("serial"), Some(RunState::Running), 10, None)
+            .await
+            .unwrap();
+        if running.len() == 1 {
+            Check::Done(())
+        } else {
+            Check::NotYet(format!("{running:?}"))
+        }
+    })
+    .await;
+    let pending = store
+        .list_runs(Some("serial"), Some(RunState::Pending), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 2);
+    // With workers, all three finish, never two at once.
+    let steps = Arc::new(Steps {
+        fail_sum: AtomicBool::new(false),
+        seen: Mutex::new(Vec::new()),
+    });
+    let consumer = workers(&conn, steps).await;
+    for id in &ids {
+        wait_state(&store, id, RunState::Completed).await;
+    }
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    for id in &ids {
+        let d = store.get_run(id).await.unwrap().unwrap();
+        spans.push((d.run.started_at_ms.unwrap(), d.run.finished_at_ms.unwrap()));
+    }
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two runs overlapped: {spans:?}");
+    }
+    stop.cancel();
+    orchestrator.await.unwrap();
+    consumer.close(Duration::from_secs(5)).await;
+}
