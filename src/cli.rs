@@ -82,6 +82,11 @@ pub(crate) enum Command {
     /// Create, change or remove a schedule.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// List workflow types with their versions.
+    Workflows(JsonFlag),
+    /// Register a workflow type; start, list, show, cancel and retry runs.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
     /// Read warmed cache keys.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -499,4 +504,85 @@ pub(crate) struct CacheGetArgs {
     /// Print {"key", "value", "ttl_ms"} as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkflowCommand {
+    /// Register a workflow type, or replace its definition (runs already
+    /// started keep theirs).
+    Put(WorkflowPutArgs),
+    /// Start a run; prints its id.
+    Start(WorkflowStartArgs),
+    /// List runs, newest first.
+    Runs(WorkflowRunsArgs),
+    /// Show a run and each of its steps.
+    Show(WorkflowRunArgs),
+    /// Cancel a pending or running run.
+    Cancel(WorkflowRunIdArg),
+    /// Run a failed or cancelled run again from where it stopped.
+    Retry(WorkflowRunIdArg),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkflowPutArgs {
+    /// The workflow type: letters, digits, '_' or '-'.
+    #[arg(value_name = "TYPE")]
+    pub(crate) kind: String,
+    /// The definition: JSON as the API takes it, or TOML when the name ends
+    /// in .toml (`[[steps]]` tables).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Print the registered type as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkflowStartArgs {
+    /// The workflow type.
+    #[arg(value_name = "TYPE")]
+    pub(crate) kind: String,
+    /// The run input: a JSON object.
+    #[arg(long, default_value = "{}", value_name = "JSON")]
+    pub(crate) input: String,
+    /// Starting again with this key and the same input prints the first
+    /// run; with another input it fails.
+    #[arg(long, value_name = "KEY")]
+    pub(crate) idempotency_key: Option<String>,
+    /// Print the run as JSON instead of its id.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkflowRunsArgs {
+    /// Only runs of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub(crate) kind: Option<String>,
+    /// Only runs in this state: pending, running, completed, failed or
+    /// cancelled.
+    #[arg(long, value_name = "STATE")]
+    pub(crate) state: Option<String>,
+    /// Most runs listed (at most 1000).
+    #[arg(long, default_value_t = 20, value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkflowRunArgs {
+    /// The run id.
+    pub(crate) run: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkflowRunIdArg {
+    /// The run id.
+    pub(crate) run: String,
 }

@@ -14,6 +14,7 @@ use crate::state::ApiState;
 #[derive(Debug)]
 pub(crate) struct Action<'a> {
     pub(crate) name: &'static str,
+    /// The queue acted on; empty for actions on no one queue (workflows).
     pub(crate) queue: &'a str,
     pub(crate) target: Option<&'a str>,
     pub(crate) params: Value,
@@ -36,7 +37,7 @@ pub(crate) async fn record<T>(
         at_ms: now_ms(),
         actor: caller.name.clone(),
         action: action.name.to_string(),
-        queue: Some(action.queue.to_string()),
+        queue: Some(action.queue.to_string()).filter(|q| !q.is_empty()),
         target: action.target.map(str::to_string),
         params: action.params,
         outcome,

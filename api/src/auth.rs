@@ -326,6 +326,44 @@ impl<S: Send + Sync> FromRequestParts<S> for EnqueueScope {
     }
 }
 
+/// A handler argument for routes whose queues are known only after a
+/// lookup (the queues of a workflow's steps): admits `admin` keys and keys
+/// with an `enqueue:` scope, so a key that could never pass is refused
+/// before anything is looked up; the handler then checks the queues it
+/// found with [`EnqueueLater::check`].
+#[derive(Debug)]
+pub(crate) struct EnqueueLater(pub(crate) Caller);
+
+impl EnqueueLater {
+    /// `403` unless the key may add jobs to every one of `queues`.
+    pub(crate) fn check<'a>(
+        &self,
+        queues: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), ApiError> {
+        match queues.into_iter().find(|q| !self.0.can_enqueue(q)) {
+            None => Ok(()),
+            Some(queue) => Err(ApiError::forbidden(format!(
+                "this API key may not add jobs to queue {queue:?}, where this workflow runs a step; it needs an enqueue scope matching it, or admin"
+            ))),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for EnqueueLater {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let c = caller(parts)?;
+        if c.can_admin() || c.scopes.iter().any(|s| matches!(s, Scope::Enqueue(_))) {
+            Ok(Self(c))
+        } else {
+            Err(ApiError::forbidden(
+                "this API key lacks an enqueue scope (or admin), which this route needs",
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! Prometheus metrics of the API process: requests by route and status,
 //! latency, queue depth per state (refreshed in the background from the
 //! queues' counts, never by reading job hashes), BullMQ's own completed and
-//! failed counters, and the store's pool.
+//! failed counters, the store's pool, and workflow runs per state (counted
+//! by the same refresher in the store).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::response::Response;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use queue_core::JobState;
 use queue_core::inspect::{self, QueueCounts};
+use queue_core::store::RunState;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -31,6 +33,7 @@ pub struct ApiMetrics {
     pool: IntGaugeVec,
     errors: IntCounterVec,
     cache_reads: IntCounterVec,
+    workflow_runs: IntGaugeVec,
 }
 
 impl ApiMetrics {
@@ -97,6 +100,11 @@ impl ApiMetrics {
             &["result"],
         )?;
         registry.register(Box::new(cache_reads.clone()))?;
+        let workflow_runs = IntGaugeVec::new(
+            Opts::new("drover_workflow_runs", "Workflow runs in each state"),
+            &["state"],
+        )?;
+        registry.register(Box::new(workflow_runs.clone()))?;
         Ok(Self {
             requests,
             duration,
@@ -106,16 +114,18 @@ impl ApiMetrics {
             pool,
             errors,
             cache_reads,
+            workflow_runs,
         })
     }
 
-    /// Counts an error survived by `task`.
+    /// Counts a read of `GET /api/v1/cache/{key}`: a hit or a miss.
     pub(crate) fn count_cache_read(&self, hit: bool) {
         self.cache_reads
             .with_label_values(&[if hit { "hit" } else { "miss" }])
             .inc();
     }
 
+    /// Counts an error survived by `task`.
     pub(crate) fn count_error(&self, task: &str) {
         self.errors.with_label_values(&[task]).inc();
     }
@@ -127,6 +137,20 @@ impl ApiMetrics {
         set("idle", stats.idle);
         set("in_use", stats.size.saturating_sub(stats.idle));
         set("max", stats.max);
+    }
+
+    /// Sets the run gauges; a state with no run reads 0.
+    fn observe_workflow_runs(&self, counts: &[(RunState, u64)]) {
+        for state in RUN_STATES {
+            let n = counts
+                .iter()
+                .filter(|(s, _)| *s == state)
+                .map(|(_, n)| *n)
+                .sum::<u64>();
+            self.workflow_runs
+                .with_label_values(&[state.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     fn observe_queues(&self, counts: &[(queue_core::QueueName, QueueCounts)], seen: &mut Totals) {
@@ -153,6 +177,15 @@ impl ApiMetrics {
         }
     }
 }
+
+/// Every state a run can be in, so each has a gauge (0 when empty).
+const RUN_STATES: [RunState; 5] = [
+    RunState::Pending,
+    RunState::Running,
+    RunState::Completed,
+    RunState::Failed,
+    RunState::Cancelled,
+];
 
 /// The last value of each BullMQ counter, so our counters follow it.
 #[derive(Debug, Default)]
@@ -219,7 +252,8 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-/// Refreshes the queue gauges every `queue_metrics_interval` until `stop`.
+/// Refreshes the queue gauges, and the workflow run gauges from the
+/// store, every `queue_metrics_interval` until `stop`.
 pub fn spawn_queue_refresher(state: Arc<ApiState>, stop: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut totals = Totals::default();
@@ -239,6 +273,13 @@ pub fn spawn_queue_refresher(state: Arc<ApiState>, stop: CancellationToken) -> J
                 Err(e) => {
                     state.metrics.count_error("queue_metrics");
                     warn!(error = %e, "cannot refresh queue metrics; will retry");
+                }
+            }
+            match state.store.count_runs_by_state().await {
+                Ok(counts) => state.metrics.observe_workflow_runs(&counts),
+                Err(e) => {
+                    state.metrics.count_error("workflow_metrics");
+                    warn!(error = %e, "cannot refresh workflow run metrics; will retry");
                 }
             }
         }

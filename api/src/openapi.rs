@@ -33,6 +33,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "schedules", description = "Periodic jobs, kept as BullMQ job schedulers"),
         (name = "cache", description = "Warmed cache keys"),
         (name = "system", description = "Health, readiness, metrics, workers, audit log"),
+        (name = "workflows", description = "Workflow types (DAGs of steps, each a job), their runs, checkpoints and events"),
     )
 )]
 struct ApiDoc;

@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
+use queue_core::workflow::{self, Workflow};
 use support::{TestApi, code, json_of, request};
 
 /// What a route needs, by its handler name (the operation id).
@@ -47,10 +48,23 @@ const NEEDS: &[(&str, Need)] = &[
     ("audit_list", Need::Admin),
     ("jobs_create", Need::Enqueue),
     ("jobs_create_bulk", Need::Enqueue),
+    ("workflows_list", Need::Read),
+    ("workflows_get", Need::Read),
+    ("workflow_runs_list", Need::Read),
+    ("workflow_runs_get", Need::Read),
+    ("workflow_events_stream", Need::Read),
+    ("workflows_put", Need::Admin),
+    ("workflow_runs_cancel", Need::Admin),
+    ("workflow_runs_retry", Need::Admin),
+    // An enqueue scope covering the queues of the workflow's steps
+    // (`emails` in `signup_run`).
+    ("workflow_runs_create", Need::Enqueue),
+    ("workflow_checkpoints_put", Need::Enqueue),
 ];
 
-/// Every operation of the document: (method, concrete path, operation id).
-fn operations() -> Vec<(String, String, String)> {
+/// Every operation of the document: (method, concrete path, operation id);
+/// workflow paths name type `signup`, its step `welcome` and `run`.
+fn operations(run: &str) -> Vec<(String, String, String)> {
     let doc = serde_json::to_value(drover_api::openapi()).unwrap();
     let mut ops = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -58,12 +72,40 @@ fn operations() -> Vec<(String, String, String)> {
             let concrete = path
                 .replace("{queue}", "emails")
                 .replace("{id}", "job-1")
-                .replace("{key}", "cache:k");
+                .replace("{key}", "cache:k")
+                .replace("{type}", "signup")
+                .replace("{run}", run)
+                .replace("{step}", "welcome");
             let id = op["operationId"].as_str().unwrap().to_string();
             ops.push((method.to_uppercase(), concrete, id));
         }
     }
     ops
+}
+
+/// Registers workflow type `signup` (one step, on queue `emails`) and
+/// starts a run whose step is dispatched; answers the run id.
+async fn signup_run(api: &TestApi) -> String {
+    let def = serde_json::json!({"steps": [{"id": "welcome", "queue": "emails"}]});
+    let workflow = Workflow::new("signup", serde_json::from_value(def).unwrap()).unwrap();
+    let now = queue_core::now_ms();
+    api.store
+        .put_workflow_type(&workflow, "test", now)
+        .await
+        .unwrap();
+    let input = serde_json::json!({});
+    let (run, _) = api
+        .store
+        .start_run(&workflow, &input, None, now)
+        .await
+        .unwrap();
+    workflow::tick(&api.conn, &api.store, 10).await.unwrap();
+    run.id
+}
+
+/// Event streams never end; their status is all a test reads.
+fn is_stream(op: &str) -> bool {
+    op.ends_with("events_stream")
 }
 
 fn need(op: &str) -> Need {
@@ -77,7 +119,7 @@ fn need(op: &str) -> Need {
 #[tokio::test]
 async fn every_route_checks_every_kind_of_key() {
     let api = TestApi::start().await;
-    let ops = operations();
+    let ops = operations(&signup_run(&api).await);
     let documented: BTreeSet<&str> = ops.iter().map(|(_, _, id)| id.as_str()).collect();
     let tabled: BTreeSet<&str> = NEEDS.iter().map(|(n, _)| *n).collect();
     assert_eq!(documented, tabled, "NEEDS and the served routes differ");
@@ -108,7 +150,7 @@ async fn every_route_checks_every_kind_of_key() {
             let status = res.status();
             let www = res.headers().get("www-authenticate").cloned();
             // An accepted event stream never ends; its status is enough.
-            let json = if op == "events_stream" && status == StatusCode::OK {
+            let json = if is_stream(op) && status == StatusCode::OK {
                 serde_json::Value::Null
             } else {
                 json_of(res).await.1
@@ -159,12 +201,12 @@ async fn the_document_lists_exactly_the_routes_served() {
         doc["openapi"]
     );
     // Every documented operation is served: never the router's 404 or 405.
-    for (method, path, op) in operations() {
+    for (method, path, op) in operations("0123456789abcdef0123456789abcdef") {
         let body = (method == "POST").then(|| serde_json::json!({"name": "n", "jobs": []}));
         let res = api
             .send(request(&method, &path, Some(&api.admin), body, &[]))
             .await;
-        if op == "events_stream" {
+        if is_stream(&op) {
             assert_eq!(res.status(), StatusCode::OK, "{op}");
             continue;
         }

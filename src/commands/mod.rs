@@ -9,6 +9,7 @@ mod schedule;
 mod serve;
 mod store;
 mod worker;
+mod workflow;
 
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub(crate) async fn run(cli: Cli, config: FileConfig) -> anyhow::Result<()> {
         Command::Scheduler(args) => schedule::run(config, &args).await,
         Command::Schedules(args) => schedule::list(&config, &args).await,
         Command::Schedule(command) => schedule::command(&config, &command).await,
+        Command::Workflows(args) => workflow::types(&config, args.json).await,
+        Command::Workflow(command) => workflow::command(&config, &command).await,
         Command::Cache(command) => cache::run(&config, &command).await,
         Command::Migrate => store::migrate(&config).await,
         Command::Keys(command) => store::keys(&config, &command).await,

@@ -9,6 +9,9 @@ mod jobs;
 mod queues;
 mod schedules;
 mod system;
+mod workflow_events;
+mod workflow_runs;
+mod workflows;
 
 use std::sync::Arc;
 
@@ -45,6 +48,17 @@ pub(crate) fn protected() -> OpenApiRouter<Arc<ApiState>> {
             schedules::schedules_delete
         ))
         .routes(routes!(cache::cache_get))
+        .routes(routes!(workflows::workflows_list))
+        .routes(routes!(workflow_events::workflow_events_stream))
+        .routes(routes!(workflows::workflows_get, workflows::workflows_put))
+        .routes(routes!(
+            workflow_runs::workflow_runs_list,
+            workflow_runs::workflow_runs_create
+        ))
+        .routes(routes!(workflow_runs::workflow_runs_get))
+        .routes(routes!(workflow_runs::workflow_runs_cancel))
+        .routes(routes!(workflow_runs::workflow_runs_retry))
+        .routes(routes!(workflow_runs::workflow_checkpoints_put))
         .routes(routes!(system::workers_list))
         .routes(routes!(system::audit_list))
         .routes(routes!(system::metrics))

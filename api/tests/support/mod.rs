@@ -42,9 +42,15 @@ impl TestApi {
     }
 
     pub async fn start_with(config: ApiConfig) -> Self {
+        Self::start_on(config, StoreConfig::default()).await
+    }
+
+    /// With the store `store` says (a PostgreSQL test database's URL; by
+    /// default a SQLite file in a temporary directory).
+    pub async fn start_on(config: ApiConfig, store: StoreConfig) -> Self {
         let redis = RedisServer::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::connect(&StoreConfig::default().resolve(dir.path()).unwrap())
+        let store = Store::connect(&store.resolve(dir.path()).unwrap())
             .await
             .unwrap();
         store.migrate().await.unwrap();
