@@ -126,6 +126,17 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// A transaction that writes: on SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`, waiting out another writer), so a
+    /// read-then-write never fails with "database is locked" when another
+    /// writer commits in between.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            StoreBackend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            StoreBackend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -411,7 +411,7 @@ impl Store {
         let definition = serde_json::to_string(workflow.definition())
             .map_err(|e| QueueError::StoreData(format!("cannot encode a workflow: {e}")))?;
         let id = new_run_id();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO workflow_runs (id, kind, definition, state, input, idempotency_key, \
              created_at_ms, updated_at_ms) VALUES ($1, $2, $3, 'pending', $4, $5, $6, $6) \
@@ -546,13 +546,14 @@ impl Store {
 
     /// Runs a failed or cancelled run again from where it stopped: its
     /// failed and cancelled steps are dispatched anew (next attempt), its
-    /// completed steps are kept.
+    /// completed steps are kept. The run is `pending` until the
+    /// orchestrator gives it a slot (`max_concurrent_runs`).
     pub async fn retry_run(&self, id: &str, now_ms: u64) -> Result<RunRecord> {
         self.transition(
             id,
             now_ms,
             &[RunState::Failed, RunState::Cancelled],
-            RunState::Running,
+            RunState::Pending,
             "retried",
         )
         .await
@@ -566,9 +567,13 @@ impl Store {
         to: RunState,
         what: &str,
     ) -> Result<RunRecord> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend() {
+            super::StoreBackend::Postgres => " FOR UPDATE",
+            super::StoreBackend::Sqlite => "",
+        };
         let row = sqlx::query(&format!(
-            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = $1"
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = $1{lock}"
         ))
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -589,7 +594,15 @@ impl Store {
                 },
             });
         }
-        if to == RunState::Running {
+        if to == RunState::Pending {
+            // Units whose input could not be rendered are made again from
+            // the current outputs.
+            sqlx::query(
+                "DELETE FROM workflow_steps WHERE run_id = $1 AND state = 'failed' AND job_id IS NULL",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             // Failed and cancelled units become ready again, next attempt.
             sqlx::query(
                 "UPDATE workflow_steps SET state = 'waiting', attempt = attempt + 1, job_id = NULL, \
@@ -610,9 +623,9 @@ impl Store {
         .bind(to.as_str())
         .bind(finished)
         .bind(ms_to_db(now_ms))
-        // A retried run gets its whole timeout again, from now (the
-        // orchestrator sets the new deadline when it picks it up).
-        .bind(to == RunState::Running)
+        // A retried run gets its whole timeout again, from when the
+        // orchestrator gives it a slot again.
+        .bind(to == RunState::Pending)
         .execute(&mut *tx)
         .await?;
         insert_event(

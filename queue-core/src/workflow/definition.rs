@@ -115,6 +115,10 @@ impl Workflow {
     /// Checks `definition` as the type `kind`; the error names the step.
     pub fn new(kind: &str, mut definition: WorkflowDefinition) -> Result<Self> {
         validate_id("workflow type", kind)?;
+        if kind == "events" {
+            // GET /api/v1/workflows/events is the events feed.
+            return Err(invalid("the workflow type name \"events\" is reserved".into()));
+        }
         if definition.kind.as_deref().is_some_and(|k| k != kind) {
             return Err(invalid(format!(
                 "the body names type {:?} but the path names {kind:?}",

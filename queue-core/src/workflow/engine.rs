@@ -155,8 +155,8 @@ enum Outcome {
 pub async fn tick(conn: &Connection, store: &Store, limit: u32) -> Result<TickReport> {
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM workflow_runs WHERE state IN ('pending', 'running') \
-         UNION SELECT DISTINCT run_id FROM workflow_steps WHERE state = 'dispatched' \
-         LIMIT $1",
+         OR id IN (SELECT run_id FROM workflow_steps WHERE state = 'dispatched') \
+         ORDER BY updated_at_ms LIMIT $1",
     )
     .bind(i64::from(limit))
     .fetch_all(store.pool())
@@ -368,7 +368,7 @@ async fn advance(
     id: &str,
     report: &mut TickReport,
 ) -> Result<bool> {
-    let mut tx = store.pool().begin().await?;
+    let mut tx = store.begin_write().await?;
     let Some(Loaded {
         mut run,
         workflow,
@@ -391,7 +391,7 @@ async fn advance(
             return Ok(true);
         }
         run.state = RunState::Running;
-        run.started_at_ms = Some(now);
+        run.started_at_ms.get_or_insert(now);
         events.push((None, "running".into(), None));
     }
     if run.state == RunState::Running && run.deadline_ms.is_none() {
@@ -575,6 +575,7 @@ async fn advance(
             if s.state == StepState::Waiting {
                 s.state = StepState::Cancelled;
                 s.finished_at_ms = Some(now);
+                events.push((Some((s.step.clone(), s.item)), "cancelled".into(), None));
                 changed.push(i);
             }
         }
@@ -770,7 +771,8 @@ fn release(
             continue;
         }
         let mut list = items.get(s.step.as_str()).cloned().unwrap_or_default();
-        if list.iter().all(|(_, st, _)| *st == StepState::Completed) {
+        // (A fan-out over no items completes when it is made.)
+        if !list.is_empty() && list.iter().all(|(_, st, _)| *st == StepState::Completed) {
             list.sort_by_key(|(i, _, _)| *i);
             let outputs: Vec<Value> = list
                 .into_iter()
