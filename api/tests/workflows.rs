@@ -330,7 +330,10 @@ async fn run_lifecycle(api: &TestApi) {
     assert_eq!(code(&body), "conflict");
     let (status, retried) = act("retry").await;
     assert_eq!(status, StatusCode::OK, "{retried}");
-    assert_eq!(retried["state"], "pending", "a retried run waits for a slot");
+    assert_eq!(
+        retried["state"], "pending",
+        "a retried run waits for a slot"
+    );
     assert_eq!(act("retry").await.0, StatusCode::CONFLICT);
     let gone = "/api/v1/workflow-runs/0123456789abcdef0123456789abcdef";
     for path in [

@@ -248,7 +248,14 @@ async fn a_dag_with_fan_out_runs_to_completion_and_retries_only_what_failed() {
         .collect();
     assert_eq!(
         run_states,
-        ["pending", "running", "failed", "pending", "running", "completed"]
+        [
+            "pending",
+            "running",
+            "failed",
+            "pending",
+            "running",
+            "completed"
+        ]
     );
 
     stop.cancel();

@@ -117,7 +117,9 @@ impl Workflow {
         validate_id("workflow type", kind)?;
         if kind == "events" {
             // GET /api/v1/workflows/events is the events feed.
-            return Err(invalid("the workflow type name \"events\" is reserved".into()));
+            return Err(invalid(
+                "the workflow type name \"events\" is reserved".into(),
+            ));
         }
         if definition.kind.as_deref().is_some_and(|k| k != kind) {
             return Err(invalid(format!(
