@@ -34,24 +34,56 @@ async fn pool(conn: &queue_core::Connection, config: CacheWarmConfig) -> drover_
 
 /// Runs one warm job to its end; answers (state, return value or reason).
 async fn warm(server: &RedisServer, conn: &queue_core::Connection, data: Value) -> (String, Value) {
-    let id = add(conn, "cache", "cache-warm", data, json!({})).await;
+    let (state, out, _) = warm_with(server, conn, data, json!({})).await;
+    (state, out)
+}
+
+/// Runs one warm job with job options to its end; answers (state, return
+/// value or reason, attempts made).
+async fn warm_with(
+    server: &RedisServer,
+    conn: &queue_core::Connection,
+    data: Value,
+    opts: Value,
+) -> (String, Value, u64) {
+    let id = add(conn, "cache", "cache-warm", data, opts).await;
     wait_until("warm job finished", DEADLINE, || async {
         let h = server.job_hash("cache", &id).await;
+        let attempts = h.get("atm").map_or(0, |a| a.parse().unwrap());
         match (
             h.get("returnvalue"),
             h.get("failedReason"),
             h.get("finishedOn"),
         ) {
-            (Some(r), _, Some(_)) => {
-                Check::Done(("completed".to_string(), serde_json::from_str(r).unwrap()))
-            }
+            (Some(r), _, Some(_)) => Check::Done((
+                "completed".to_string(),
+                serde_json::from_str(r).unwrap(),
+                attempts,
+            )),
             (None, Some(f), Some(_)) => {
-                Check::Done(("failed".to_string(), Value::String(f.clone())))
+                Check::Done(("failed".to_string(), Value::String(f.clone()), attempts))
             }
             _ => Check::NotYet(format!("{h:?}")),
         }
     })
     .await
+}
+
+/// Asserts that `n` keys match `pattern`, each with a TTL of at most
+/// `max_ms` (one pipeline of PTTLs).
+async fn assert_keys_with_ttl(server: &RedisServer, pattern: &str, n: usize, max_ms: i64) {
+    let keys = server.keys(pattern).await;
+    assert_eq!(keys.len(), n, "keys matching {pattern}");
+    let mut redis = server.conn().await;
+    let mut pipe = redis::pipe();
+    for k in &keys {
+        pipe.pttl(k);
+    }
+    let ttls: Vec<i64> = pipe.query_async(&mut redis).await.unwrap();
+    assert!(
+        ttls.iter().all(|t| *t > 0 && *t <= max_ms),
+        "every key has the target's TTL"
+    );
 }
 
 async fn count_keys(server: &RedisServer, pattern: &str) -> usize {
@@ -96,18 +128,8 @@ async fn ten_thousand_postgres_rows_become_ten_thousand_keys_in_one_swap() {
     eprintln!("warm run over 10,000 PostgreSQL rows: {out}");
 
     // Every key is there, with the row as JSON and a TTL.
-    let keys = server.keys("cache:template:*").await;
-    assert_eq!(keys.len(), 10_000);
+    assert_keys_with_ttl(&server, "cache:template:*", 10_000, 2_700_000).await;
     let mut redis = server.conn().await;
-    let mut pipe = redis::pipe();
-    for k in &keys {
-        pipe.pttl(k);
-    }
-    let ttls: Vec<i64> = pipe.query_async(&mut redis).await.unwrap();
-    assert!(
-        ttls.iter().all(|t| *t > 0 && *t <= 2_700_000),
-        "every key has the target's TTL"
-    );
     let one: String = redis::cmd("GET")
         .arg("cache:template:42")
         .query_async(&mut redis)
@@ -162,6 +184,87 @@ async fn ten_thousand_postgres_rows_become_ten_thousand_keys_in_one_swap() {
 }
 
 #[tokio::test]
+async fn column_types_become_json_and_unreadable_ones_fail_with_a_hint() {
+    let server = RedisServer::start().await;
+    let conn = connect(&server).await;
+    let db = TestDatabase::create().await;
+    let mut pg = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE t (id INT4 PRIMARY KEY, small INT2, ratio REAL, price NUMERIC(8, 2), \
+         seen TIMESTAMPTZ, note TEXT, ok BOOLEAN)",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO t VALUES (1, 2, 0.5, 9.99, '2026-01-02T03:04:05Z', NULL, false)")
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    let cfg = config(&format!(
+        "[sources.plain]\ndatabase = \"{url}\"\nquery = \"SELECT id, small, ratio, note, ok FROM t\"\n\
+         [sources.cast]\ndatabase = \"{url}\"\nquery = \"SELECT id, price::float8 AS price, seen::text AS seen FROM t\"\n\
+         [sources.raw]\ndatabase = \"{url}\"\nquery = \"SELECT id, price FROM t\"\n\
+         [sources.capped]\ndatabase = \"{url}\"\nquery = \"SELECT g AS id FROM generate_series(1, 10) g\"\nmax_rows = 5\n\
+         [targets.rows]\nkey = \"cache:t:{{id}}\"\nttl_ms = 60000\n",
+        url = db.url
+    ));
+    let pool = pool(&conn, cfg).await;
+    let mut redis = server.conn().await;
+    let mut get = async |key: &str| -> Value {
+        let v: String = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        serde_json::from_str(&v).unwrap()
+    };
+
+    let (state, out) = warm(&server, &conn, json!({"source": "plain", "target": "rows"})).await;
+    assert_eq!(state, "completed", "{out}");
+    assert_eq!(
+        get("cache:t:1").await,
+        json!({"id": 1, "small": 2, "ratio": 0.5, "note": null, "ok": false})
+    );
+    let (state, out) = warm(&server, &conn, json!({"source": "cast", "target": "rows"})).await;
+    assert_eq!(state, "completed", "{out}");
+    assert_eq!(
+        get("cache:t:1").await,
+        json!({"id": 1, "price": 9.99, "seen": "2026-01-02 03:04:05+00"})
+    );
+
+    // NUMERIC as is: the Any driver cannot read it, however often tried.
+    let (state, reason, attempts) = warm_with(
+        &server,
+        &conn,
+        json!({"source": "raw", "target": "rows"}),
+        json!({"attempts": 3}),
+    )
+    .await;
+    assert_eq!((state.as_str(), attempts), ("failed", 1), "{reason}");
+    assert!(
+        reason.as_str().unwrap().contains("cast it in the query"),
+        "{reason}"
+    );
+
+    // Past max_rows the run fails and writes nothing.
+    let (state, reason, attempts) = warm_with(
+        &server,
+        &conn,
+        json!({"source": "capped", "target": "rows"}),
+        json!({"attempts": 3}),
+    )
+    .await;
+    assert_eq!((state.as_str(), attempts), ("failed", 1), "{reason}");
+    assert!(
+        reason.as_str().unwrap().contains("more than max_rows (5)"),
+        "{reason}"
+    );
+    assert_eq!(count_keys(&server, "cache:t:*").await, 1);
+    pg.close().await.ok();
+    pool.shutdown(CancellationToken::new()).await;
+}
+
+#[tokio::test]
 async fn readers_never_see_two_generations_at_once() {
     let server = RedisServer::start().await;
     let conn = connect(&server).await;
@@ -192,6 +295,7 @@ async fn readers_never_see_two_generations_at_once() {
     .await;
     assert_eq!(state, "completed", "{out}");
     assert_eq!(out["keys_written"], 2_000);
+    assert_keys_with_ttl(&server, "cache:item:*", 2_000, 600_000).await;
 
     // A reader reads a spread of keys in one MGET, over and over, while
     // generation 2 is written; every read must be all 1 or all 2.
@@ -356,9 +460,12 @@ async fn an_http_source_fills_one_key_and_bad_jobs_fail_clearly() {
             "not JSON",
         ),
     ] {
-        let (state, reason) = warm(&server, &conn, data.clone()).await;
+        // Unrecoverable: one attempt of three.
+        let (state, reason, attempts) =
+            warm_with(&server, &conn, data.clone(), json!({"attempts": 3})).await;
         assert_eq!(state, "failed", "{data}");
         assert!(reason.as_str().unwrap().contains(why), "{data}: {reason}");
+        assert_eq!(attempts, 1, "{data}: {reason}");
     }
     // The failed runs wrote nothing.
     assert_eq!(count_keys(&server, "cache:x:*").await, 0);

@@ -2,11 +2,21 @@
 //!
 //! A warm run of a target replaces all of the target's keys at once: one
 //! `MULTI`/`EXEC` sets every new key with its TTL, deletes the keys the
-//! previous run wrote that this one did not, and replaces the target's
+//! previous run wrote that this one did not, and updates the target's
 //! manifest (the set of its keys, `drover:<prefix>:cache:<target>:keys`).
-//! A reader sees the old set or the new one, never a mix. Under Redis
-//! Cluster one transaction must stay in one slot: give a target's keys a
-//! common `{tag}`.
+//! A reader sees the old set or the new one, never a mix.
+//!
+//! The manifest is read before the transaction, so two runs of one target
+//! at the same moment may each miss the other's keys. That is why a run
+//! removes from the manifest only the keys it deleted and adds its own,
+//! rather than replacing the set: every key a run leaves behind stays
+//! listed, and the next run deletes it.
+//!
+//! Redis Cluster: one transaction must stay in one hash slot, and the
+//! manifest sits under Drover's namespace, so a swap is refused on a
+//! cluster (unless every key and the manifest happen to share a slot) with
+//! a clear error rather than Redis's `CROSSSLOT`: cache warming needs a
+//! single Redis server.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -58,8 +68,11 @@ pub async fn swap(
     for (key, _) in entries {
         check_key(conn, key)?;
     }
-    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
     let manifest = keys::cache_manifest(conn.prefix(), target);
+    if conn.is_cluster() {
+        check_one_slot(&manifest, entries)?;
+    }
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
     let mut redis = conn.redis();
     let previous: Vec<String> = redis::cmd("SMEMBERS")
         .arg(&manifest)
@@ -82,10 +95,11 @@ pub async fn swap(
             .arg(ttl_ms)
             .ignore();
     }
+    // Only the DELs answer: how many stale keys still existed.
     for chunk in stale.chunks(1_000) {
-        pipe.cmd("DEL").arg(chunk).ignore();
+        pipe.cmd("DEL").arg(chunk);
+        pipe.cmd("SREM").arg(&manifest).arg(chunk).ignore();
     }
-    pipe.cmd("DEL").arg(&manifest).ignore();
     let listed: Vec<&str> = new.into_iter().collect();
     for chunk in listed.chunks(1_000) {
         pipe.cmd("SADD").arg(&manifest).arg(chunk).ignore();
@@ -95,12 +109,29 @@ pub async fn swap(
         .arg(&manifest)
         .arg(ttl_ms.saturating_mul(2))
         .ignore();
-    pipe.query_async::<()>(&mut redis).await?;
+    let deleted: Vec<u64> = pipe.query_async(&mut redis).await?;
     Ok(SwapReport {
         keys_written: entries.len() as u64,
         bytes,
-        stale_removed: stale.len() as u64,
+        stale_removed: deleted.iter().sum(),
     })
+}
+
+/// On a cluster, a transaction must stay in one slot: refuse a swap that
+/// would not, before anything is written.
+fn check_one_slot(manifest: &str, entries: &[(String, String)]) -> Result<()> {
+    let slot = keys::cluster_slot(manifest);
+    if entries
+        .iter()
+        .any(|(key, _)| keys::cluster_slot(key) != slot)
+    {
+        return Err(QueueError::InvalidOptions(
+            "cache warming needs a single Redis server: under Redis Cluster a target's keys \
+             and its manifest would span hash slots, which one transaction cannot"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A cached value and its remaining TTL (ms; `None` without expiry).
