@@ -26,6 +26,20 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3_600);
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
 
+/// Checks an `Idempotency-Key` as a client sent it: 1 to 255 visible
+/// ASCII characters (spaces allowed).
+pub fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(QueueError::InvalidIdempotencyKey("must be 1 to 255 bytes"));
+    }
+    if !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+        return Err(QueueError::InvalidIdempotencyKey(
+            "must be visible ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
 /// A checked idempotency key, scoped to the client that sent it so two
 /// clients' keys never collide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,14 +51,7 @@ impl IdempotencyKey {
     /// Checks `key` (1 to 255 visible ASCII characters) sent by `owner` (an
     /// API key id, or any stable client identity) for `queue`.
     pub fn new(owner: &str, queue: &QueueName, key: &str) -> Result<Self> {
-        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
-            return Err(QueueError::InvalidIdempotencyKey("must be 1 to 255 bytes"));
-        }
-        if !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-            return Err(QueueError::InvalidIdempotencyKey(
-                "must be visible ASCII characters",
-            ));
-        }
+        validate_key(key)?;
         // Lengths prefix each part so ("a", "bc") and ("ab", "c") differ.
         let mut h = Sha256::new();
         for part in [owner, queue.as_str(), key] {

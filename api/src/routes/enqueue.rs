@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use queue_core::QueueName;
 use queue_core::idempotency::{self, IdempotencyKey};
 use queue_core::producer::{self, JobOptions, MAX_BULK_JOBS, NewJob};
+use queue_core::{QueueError, QueueName};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -200,24 +200,37 @@ pub(crate) async fn jobs_create_bulk(
     }
 }
 
+/// The `Idempotency-Key` header, if sent; `400` unless it is 1 to 255
+/// visible ASCII characters.
+pub(crate) fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let bad = |e: QueueError| ApiError::bad_request("invalid_header", e.to_string());
+    let text = value.to_str().map_err(|_| {
+        bad(QueueError::InvalidIdempotencyKey(
+            "must be visible ASCII characters",
+        ))
+    })?;
+    idempotency::validate_key(text).map_err(bad)?;
+    Ok(Some(text))
+}
+
 fn idempotency_key(
     headers: &HeaderMap,
     caller: &Caller,
     queue: &QueueName,
 ) -> ApiResult<Option<IdempotencyKey>> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
+    let Some(text) = idempotency_header(headers)? else {
         return Ok(None);
     };
-    let text = value.to_str().map_err(|_| {
-        ApiError::bad_request("invalid_header", "Idempotency-Key must be visible ASCII")
-    })?;
     IdempotencyKey::new(caller.idempotency_owner(), queue, text)
         .map(Some)
         .map_err(|e| ApiError::bad_request("invalid_header", e.to_string()))
 }
 
 /// `201` for a new add, `200` with `Idempotent-Replayed: true` for a replay.
-fn answer<T: Serialize>(replayed: bool, body: T) -> Response {
+pub(crate) fn answer<T: Serialize>(replayed: bool, body: T) -> Response {
     if replayed {
         let mut r = (StatusCode::OK, Json(body)).into_response();
         r.headers_mut()

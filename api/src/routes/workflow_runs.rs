@@ -9,9 +9,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use queue_core::idempotency::MAX_IDEMPOTENCY_KEY_BYTES;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use queue_core::store::{MAX_WORKFLOW_PAGE, RunDetail, RunRecord, RunState, StepState};
 use queue_core::workflow::{self, StepRef};
 use queue_core::{QueueError, now_ms};
@@ -19,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::enqueue::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+use super::enqueue::{answer, idempotency_header};
 use super::query;
 use crate::audit::{self, Action};
 use crate::auth::{AdminScope, EnqueueLater, ReadScope};
@@ -88,43 +87,12 @@ pub(crate) async fn workflow_runs_create(
             "input must be a JSON object",
         ));
     }
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_header(&headers)?;
     let (run, created) = state
         .store
-        .start_run(&workflow, &input, key.as_deref(), now_ms())
+        .start_run(&workflow, &input, key, now_ms())
         .await?;
-    if created {
-        return Ok((StatusCode::CREATED, Json(run)).into_response());
-    }
-    let mut replay = (StatusCode::OK, Json(run)).into_response();
-    replay
-        .headers_mut()
-        .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
-    Ok(replay)
-}
-
-/// The `Idempotency-Key` header, checked by the rule of job adds: 1 to
-/// 255 visible ASCII characters. The store keys runs by type and key.
-fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
-        return Ok(None);
-    };
-    let invalid = |why| {
-        ApiError::bad_request(
-            "invalid_header",
-            QueueError::InvalidIdempotencyKey(why).to_string(),
-        )
-    };
-    let text = value
-        .to_str()
-        .map_err(|_| invalid("must be visible ASCII characters"))?;
-    if text.is_empty() || text.len() > MAX_IDEMPOTENCY_KEY_BYTES {
-        return Err(invalid("must be 1 to 255 bytes"));
-    }
-    if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-        return Err(invalid("must be visible ASCII characters"));
-    }
-    Ok(Some(text.to_string()))
+    Ok(answer(!created, run))
 }
 
 /// Which runs to list.
