@@ -276,12 +276,22 @@ pub async fn list(conn: &Connection, queue: &QueueName) -> Result<Vec<ScheduleVi
     let q = conn.bullmq_queue(queue).await?;
     let end = isize::try_from(MAX_LISTED).unwrap_or(isize::MAX) - 1;
     let found = q.get_job_schedulers(0, end, true).await?;
-    let mut out = Vec::with_capacity(found.len());
-    for s in found {
-        let record = owner_record(conn, queue, &s.key).await?;
-        out.push(view(queue, s, record));
+    if found.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    // Every owner record in one round trip.
+    let fields: Vec<String> = found.iter().map(|s| owner_field(queue, &s.key)).collect();
+    let mut redis = conn.redis();
+    let raw: Vec<Option<String>> = redis::cmd("HMGET")
+        .arg(keys::schedule_owners(conn.prefix()))
+        .arg(&fields)
+        .query_async(&mut redis)
+        .await?;
+    found
+        .into_iter()
+        .zip(raw)
+        .map(|(s, r)| Ok(view(queue, s, r.map(|r| decode_record(&r)).transpose()?)))
+        .collect()
 }
 
 fn view(

@@ -159,7 +159,8 @@ pub struct Schedule {
 
 impl Schedule {
     /// Checks `spec` as the schedule `id` of `queue`; nothing is written
-    /// for a schedule that fails here. `now_ms` is for the end-date check.
+    /// for a schedule that fails here. (An end date in the past is refused
+    /// when the schedule is applied, not here.)
     pub fn new(queue: QueueName, id: &str, mut spec: ScheduleSpec) -> Result<Self> {
         validate_schedule_id(id)?;
         let invalid = |msg: String| Err(QueueError::InvalidSchedule(msg));
