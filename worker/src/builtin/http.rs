@@ -175,6 +175,20 @@ impl HttpHandler {
     }
 }
 
+/// A request that got no answer, as a retryable failure. The reason is
+/// stored in the job and shown by the API, so it names the URL only as
+/// `shown` (redacted), never as reqwest prints it.
+pub(crate) fn request_failure(method: &str, shown: &str, e: reqwest::Error) -> JobError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    JobError::failed(format!("{method} {shown}: {what}: {}", e.without_url()))
+}
+
 /// A plain HTTP client (GETs of the `cache-warm` handler): ring TLS,
 /// Mozilla's roots, a timeout, redirects followed.
 pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
@@ -251,14 +265,7 @@ impl Inner {
             Ok(r) => r,
             Err(e) => {
                 self.breakers.record(&url, false, Instant::now());
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "could not connect"
-                } else {
-                    "request failed"
-                };
-                return Err(JobError::failed(format!("POST {shown}: {what}: {e}")));
+                return Err(request_failure("POST", &shown, e));
             }
         };
         let status = response.status();

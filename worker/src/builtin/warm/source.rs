@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Column, Row};
 
+use crate::builtin::http::request_failure;
 use crate::outcome::JobError;
 
 /// Runs `query` and turns each row into a JSON object. Rows are streamed,
@@ -90,16 +91,12 @@ pub(super) async fn fetch(
     // Failure reasons are stored in the job and shown by the API: no
     // credentials in them.
     let shown = redact_url(url);
-    let response = client.get(url).timeout(timeout).send().await.map_err(|e| {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
-        } else {
-            "request failed"
-        };
-        JobError::failed(format!("GET {shown}: {what}: {}", e.without_url()))
-    })?;
+    let response = client
+        .get(url)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| request_failure("GET", &shown, e))?;
     let status = response.status();
     if !status.is_success() {
         let message = format!("GET {shown}: {status}");
