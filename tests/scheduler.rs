@@ -229,7 +229,7 @@ data = { source = "dashboard_stats", target = "dashboard" }
     let mut scheduler = spawn_scheduler(&drover, "scheduler", &config);
     let want_cache = BTreeSet::from(["warm-stats".to_string(), "warm-templates".to_string()]);
     let want_reports = BTreeSet::from(["nightly".to_string()]);
-    wait_until("schedules created", Duration::from_secs(30), || async {
+    let all_there = || async {
         let (c, r) = (
             scheduler_ids(&server, "cache").await,
             scheduler_ids(&server, "reports").await,
@@ -239,8 +239,8 @@ data = { source = "dashboard_stats", target = "dashboard" }
         } else {
             Check::NotYet(format!("{c:?} {r:?}"))
         }
-    })
-    .await;
+    };
+    wait_until("schedules created", Duration::from_secs(30), all_there).await;
 
     redis::cmd("FLUSHALL")
         .query_async::<()>(&mut server.conn().await)
@@ -252,17 +252,7 @@ data = { source = "dashboard_stats", target = "dashboard" }
     wait_until(
         "schedules restored after FLUSHALL",
         Duration::from_secs(4),
-        || async {
-            let (c, r) = (
-                scheduler_ids(&server, "cache").await,
-                scheduler_ids(&server, "reports").await,
-            );
-            if c == want_cache && r == want_reports {
-                Check::Done(())
-            } else {
-                Check::NotYet(format!("{c:?} {r:?}"))
-            }
-        },
+        all_there,
     )
     .await;
     eprintln!("restored {:?} after FLUSHALL", flushed.elapsed());

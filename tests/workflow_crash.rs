@@ -220,20 +220,10 @@ impl Stack {
     }
 
     fn orchestrator_with(&self, label: &str, extra: &[&str]) -> ChildGuard {
-        let log = std::fs::File::create(self.drover.log_path(label)).unwrap();
         let mut args = vec!["scheduler"];
         args.extend_from_slice(extra);
-        let child = self
-            .drover
-            .command(&args)
-            .env("DATABASE_URL", &self.db.url)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        ChildGuard::new(format!("drover scheduler ({label})"), child)
+        self.drover
+            .spawn_env(label, &args, &[("DATABASE_URL", self.db.url.as_str())])
     }
 
     fn worker(&self, label: &str) -> ChildGuard {

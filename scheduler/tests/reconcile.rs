@@ -4,6 +4,8 @@
 //! are skipped or caught up exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,28 +13,14 @@ use std::time::Duration;
 use drover_scheduler::{Reconciler, SchedulerConfig};
 use futures::future::BoxFuture;
 use queue_core::schedule::{Owner, Schedule, ScheduleSpec, live};
-use queue_core::store::{Store, StoreConfig};
 use queue_core::{
-    ActiveJob, Connection, Consumer, ConsumerEvent, ConsumerObserver, ConsumerOptions, Disposition,
-    Processor, QueueName, RedisSettings, SettledJob, now_ms,
+    ActiveJob, Connection, Consumer, ConsumerOptions, Disposition, Processor, QueueName, now_ms,
 };
 use serde_json::{Value, json};
+use support::{Quiet, connect, sqlite_store};
 use testkit::{Check, RedisServer, node, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-async fn connect(server: &RedisServer) -> Connection {
-    Connection::connect(RedisSettings::for_url(server.url()).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
-    let settings = StoreConfig::default().resolve(dir.path()).unwrap();
-    let store = Store::connect(&settings).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 fn schedule(queue: &str, id: &str, spec: Value) -> Schedule {
     let spec: ScheduleSpec = serde_json::from_value(spec).unwrap();
@@ -265,12 +253,6 @@ impl Processor for Complete {
     fn process(&self, _job: ActiveJob) -> BoxFuture<'static, Disposition> {
         Box::pin(async { Disposition::Complete(Value::Null) })
     }
-}
-
-struct Quiet;
-impl ConsumerObserver for Quiet {
-    fn settled(&self, _job: &SettledJob<'_>) {}
-    fn event(&self, _queue: &QueueName, _event: ConsumerEvent) {}
 }
 
 async fn consume(conn: &Connection, queue: &str) -> Consumer {

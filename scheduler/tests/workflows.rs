@@ -5,6 +5,8 @@
 //! twice.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,28 +17,16 @@ use futures::future::BoxFuture;
 use queue_core::store::{RunState, StepState, Store, StoreConfig};
 use queue_core::workflow::{StepRef, Workflow, WorkflowDefinition};
 use queue_core::{
-    ActiveJob, Connection, Consumer, ConsumerEvent, ConsumerObserver, ConsumerOptions, Disposition,
-    Failure, Processor, QueueName, RedisSettings, SettledJob, now_ms,
+    ActiveJob, Connection, Consumer, ConsumerOptions, Disposition, Failure, Processor, QueueName,
+    now_ms,
 };
 use serde_json::{Value, json};
+use support::{Quiet, connect, sqlite_store};
 use testkit::postgres::TestDatabase;
 use testkit::{Check, RedisServer, wait_until};
 use tokio_util::sync::CancellationToken;
 
 const DEADLINE: Duration = Duration::from_secs(60);
-
-async fn connect(server: &RedisServer) -> Connection {
-    Connection::connect(RedisSettings::for_url(server.url()).unwrap())
-        .await
-        .unwrap()
-}
-
-async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
-    let settings = StoreConfig::default().resolve(dir.path()).unwrap();
-    let store = Store::connect(&settings).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 fn etl() -> Workflow {
     let def: WorkflowDefinition = serde_json::from_value(json!({
@@ -97,12 +87,6 @@ impl Processor for Steps {
             Disposition::Complete(out)
         })
     }
-}
-
-struct Quiet;
-impl ConsumerObserver for Quiet {
-    fn settled(&self, _job: &SettledJob<'_>) {}
-    fn event(&self, _queue: &QueueName, _event: ConsumerEvent) {}
 }
 
 async fn workers(conn: &Connection, steps: Arc<Steps>) -> Consumer {

@@ -97,9 +97,15 @@ impl Drover {
     /// Starts `drover <args>` in the background; its output goes to
     /// `<dir>/<label>.log`.
     pub fn spawn(&self, label: &str, full: &[&str]) -> ChildGuard {
+        self.spawn_env(label, full, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with more environment variables.
+    pub fn spawn_env(&self, label: &str, full: &[&str], env: &[(&str, &str)]) -> ChildGuard {
         let log = std::fs::File::create(self.log_path(label)).unwrap();
         let child = self
             .command(full)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
