@@ -1,6 +1,6 @@
-//! The store's migrations are embedded by `sqlx::migrate!`; rebuild when
-//! one is added or changed, not only when Rust code changes.
+//! Rebuilds the crate when a migration is added: `sqlx::migrate!` embeds
+//! the folders, but Cargo only watches files it was told about.
 
 fn main() {
-    println!("cargo::rerun-if-changed=../migrations");
+    println!("cargo:rerun-if-changed=../migrations");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bullmq::redis_connection::AnyConnection;
@@ -20,41 +21,79 @@ const SCAN_COUNT: usize = 1_000;
 
 /// Lists the queues under a prefix, caching the answer for `ttl`.
 ///
-/// Concurrent callers share one refresh: the first one scans, the others
-/// wait for its answer.
-#[derive(Debug)]
+/// Only the first call scans while the caller waits. Later, a caller that
+/// finds the answer older than `ttl` gets it at once and starts one scan in
+/// the background, so a request path never walks a large keyspace (a
+/// queue holding millions of jobs has millions of keys).
+#[derive(Debug, Clone)]
 pub struct QueueDiscovery {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     conn: Connection,
     ttl: Duration,
     cache: Mutex<Option<(Instant, Arc<[QueueName]>)>>,
+    refreshing: AtomicBool,
 }
 
 impl QueueDiscovery {
     /// A discovery over `conn`'s prefix whose answers live for `ttl`.
     pub fn new(conn: Connection, ttl: Duration) -> Self {
         Self {
-            conn,
-            ttl,
-            cache: Mutex::new(None),
+            inner: Arc::new(Inner {
+                conn,
+                ttl,
+                cache: Mutex::new(None),
+                refreshing: AtomicBool::new(false),
+            }),
         }
     }
 
-    /// The queues, sorted by name; at most `ttl` old.
+    /// The queues, sorted by name. The first call scans; later ones answer
+    /// from the cache, refreshing it in the background once it is `ttl`
+    /// old.
     pub async fn queues(&self) -> Result<Arc<[QueueName]>> {
-        let mut cache = self.cache.lock().await;
+        let mut cache = self.inner.cache.lock().await;
         if let Some((at, queues)) = cache.as_ref() {
-            if at.elapsed() < self.ttl {
-                return Ok(queues.clone());
+            if at.elapsed() >= self.inner.ttl && !self.inner.refreshing.swap(true, Ordering::AcqRel)
+            {
+                let inner = Arc::clone(&self.inner);
+                tokio::spawn(async move {
+                    match scan_queues(&inner.conn).await {
+                        Ok(found) => {
+                            *inner.cache.lock().await = Some((Instant::now(), found.into()))
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot list queues; will retry"),
+                    }
+                    inner.refreshing.store(false, Ordering::Release);
+                });
             }
+            return Ok(queues.clone());
         }
-        let queues: Arc<[QueueName]> = scan_queues(&self.conn).await?.into();
+        let queues: Arc<[QueueName]> = scan_queues(&self.inner.conn).await?.into();
         *cache = Some((Instant::now(), queues.clone()));
         Ok(queues)
     }
 
-    /// Forgets the cached answer (after creating or obliterating a queue).
+    /// Adds `queue` to the cached answer, if there is one and it lacks it
+    /// (a queue this process just wrote to shows up without a scan).
+    pub async fn note(&self, queue: &QueueName) {
+        let mut cache = self.inner.cache.lock().await;
+        if let Some((at, queues)) = cache.as_ref() {
+            if let Err(at_index) = queues.binary_search(queue) {
+                let mut grown = queues.to_vec();
+                grown.insert(at_index, queue.clone());
+                *cache = Some((*at, grown.into()));
+            }
+        }
+    }
+
+    /// Forgets the cached answer (after obliterating a queue), so the next
+    /// call scans.
     pub async fn invalidate(&self) {
-        *self.cache.lock().await = None;
+        *self.inner.cache.lock().await = None;
     }
 }
 
@@ -118,7 +157,9 @@ async fn scan_node(
 }
 
 /// The (host, port) of every primary in the cluster, from `CLUSTER SLOTS`.
-async fn cluster_primaries(redis: &mut AnyConnection) -> Result<BTreeSet<(String, u16)>> {
+pub(crate) async fn cluster_primaries(
+    redis: &mut AnyConnection,
+) -> Result<BTreeSet<(String, u16)>> {
     let AnyConnection::Cluster(cluster) = redis else {
         return Err(QueueError::Protocol("not a cluster connection".into()));
     };
