@@ -3,118 +3,20 @@
 //! PostgreSQL database (`testkit::TestDatabase`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // an integration test fails by panicking
 
+#[macro_use]
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
-use queue_core::store::{
-    ApiKey, AuditEntry, Scope, Store, StoreBackend, StoreConfig, StoreSettings,
-};
+use queue_core::store::{ApiKey, AuditEntry, Scope, Store, StoreConfig};
 use queue_core::{ErrorKind, QueueError, now_ms};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::{AnyPool, Row};
-use tempfile::TempDir;
+use sqlx::AnyPool;
+use sqlx::Row;
+use support::engine::Engine;
 use testkit::TestDatabase;
-
-/// One empty database on one engine; dropped by `finish`, or when a failed
-/// test drops it.
-struct Engine {
-    settings: StoreSettings,
-    /// A URL for opening a second, raw connection to the same database.
-    raw_url: String,
-    _dir: Option<TempDir>,
-    db: Option<TestDatabase>,
-}
-
-impl Engine {
-    async fn sqlite() -> Self {
-        Self::sqlite_with(StoreConfig::default()).await
-    }
-
-    async fn sqlite_with(config: StoreConfig) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("drover-store-")
-            .tempdir()
-            .unwrap();
-        // A directory that does not exist yet: connecting creates it.
-        let data_dir = dir.path().join("data");
-        let settings = config.resolve(&data_dir).unwrap();
-        assert_eq!(settings.backend(), StoreBackend::Sqlite);
-        Self {
-            settings,
-            raw_url: format!("sqlite://{}", data_dir.join("drover.db").display()),
-            _dir: Some(dir),
-            db: None,
-        }
-    }
-
-    async fn postgres() -> Self {
-        Self::postgres_with(StoreConfig::default()).await
-    }
-
-    async fn postgres_with(config: StoreConfig) -> Self {
-        let db = TestDatabase::create().await;
-        let settings = StoreConfig {
-            url: Some(db.url.clone()),
-            ..config
-        }
-        .resolve(Path::new("unused"))
-        .unwrap();
-        assert_eq!(settings.backend(), StoreBackend::Postgres);
-        Self {
-            settings,
-            raw_url: db.url.clone(),
-            _dir: None,
-            db: Some(db),
-        }
-    }
-
-    /// A store on the database, not migrated.
-    async fn store(&self) -> Store {
-        Store::connect(&self.settings).await.unwrap()
-    }
-
-    /// A store on the database, migrated.
-    async fn migrated(&self) -> Store {
-        let store = self.store().await;
-        store.migrate().await.unwrap();
-        store
-    }
-
-    /// A plain sqlx pool on the same database, to look at rows directly.
-    async fn raw(&self) -> AnyPool {
-        sqlx::any::install_default_drivers();
-        AnyPool::connect(&self.raw_url).await.unwrap()
-    }
-
-    async fn finish(self) {
-        if let Some(db) = self.db {
-            db.drop_database().await;
-        }
-    }
-}
-
-/// For each named `async fn(&Engine)`, a module of two tests: `sqlite` and
-/// `postgres`.
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let engine = super::Engine::sqlite().await;
-                super::$name(&engine).await;
-                engine.finish().await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let engine = super::Engine::postgres().await;
-                super::$name(&engine).await;
-                engine.finish().await;
-            }
-        }
-    )*};
-}
 
 on_both_engines!(
     migrate_applies_pending_once,

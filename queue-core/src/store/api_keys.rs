@@ -222,7 +222,7 @@ fn looks_like_token(token: &str) -> bool {
 }
 
 /// The stored form of a token: lowercase hex of its SHA-256.
-fn token_hash(token: &str) -> String {
+pub(super) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -256,7 +256,7 @@ fn scopes_to_db(scopes: &[Scope]) -> Result<String> {
     serde_json::to_string(scopes).map_err(|e| QueueError::StoreData(e.to_string()))
 }
 
-fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
+pub(super) fn key_from_row(row: &AnyRow) -> Result<ApiKey> {
     let id: String = row.try_get("id")?;
     let scopes: String = row.try_get("scopes")?;
     let scopes: Vec<Scope> = serde_json::from_str(&scopes)

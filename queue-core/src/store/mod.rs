@@ -1,5 +1,5 @@
-//! The durable store: Drover's state that is not jobs. API keys and the
-//! audit log today; schedules and workflows later.
+//! The durable store: Drover's state that is not jobs: API keys, dashboard
+//! sessions, the audit log, declared schedules and workflows.
 //!
 //! One code path serves SQLite (the default: a file in the data directory,
 //! for one machine) and PostgreSQL (any number of machines) through sqlx's
@@ -17,6 +17,7 @@ mod audit;
 mod migrate;
 mod schedules;
 mod scope;
+mod sessions;
 mod settings;
 pub(crate) mod workflows;
 
@@ -32,6 +33,7 @@ pub use api_keys::{ApiKey, NewApiKey};
 pub use audit::{AuditEntry, AuditRecord, MAX_AUDIT_PAGE};
 pub use schedules::{MAX_STORED_SCHEDULES, StoredSchedule};
 pub use scope::{QueueGlob, Scope};
+pub use sessions::{NewSession, Session};
 pub use settings::{StoreBackend, StoreConfig, StoreSettings};
 pub use workflows::{
     MAX_WORKFLOW_PAGE, RunDetail, RunRecord, RunState, StepRecord, StepState, StoredWorkflowType,

@@ -3,6 +3,9 @@
 #![allow(unreachable_pub)] // items are shared between test files, not exported
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
 
+#[macro_use]
+pub mod engine;
+
 use std::sync::Mutex;
 
 use futures::future::BoxFuture;
