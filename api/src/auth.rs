@@ -31,9 +31,11 @@ pub enum AuthMode {
     Disabled,
 }
 
-/// The authenticated caller of a request (a request extension).
+/// Who is acting: the authenticated caller of a request (a request
+/// extension), or a dashboard session's key. Actions take one, check its
+/// scopes and write its name in the audit log.
 #[derive(Debug, Clone)]
-pub(crate) struct Caller {
+pub struct Caller {
     /// The API key's id; `None` when authentication is off.
     pub(crate) key_id: Option<String>,
     /// Who to write in the audit log.
@@ -52,7 +54,8 @@ impl Caller {
         }
     }
 
-    fn auth_disabled() -> Self {
+    /// Everyone, when authentication is off (`drover dev`): an admin.
+    pub fn auth_disabled() -> Self {
         Self {
             key_id: None,
             name: "dev (auth off)".into(),
@@ -61,16 +64,33 @@ impl Caller {
         }
     }
 
+    /// Someone signed in to the dashboard with `key`.
+    pub fn dashboard(key: ApiKey) -> Self {
+        Self {
+            name: format!("key:{} (dashboard)", key.name),
+            rate_limit_per_sec: None,
+            key_id: Some(key.id),
+            scopes: key.scopes,
+        }
+    }
+
+    /// Who to write in the audit log.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The identity idempotency keys are scoped to.
     pub(crate) fn idempotency_owner(&self) -> &str {
         self.key_id.as_deref().unwrap_or("dev")
     }
 
-    fn can_read(&self) -> bool {
+    /// Whether it may read queues, jobs and the rest.
+    pub fn can_read(&self) -> bool {
         self.scopes.iter().any(Scope::permits_read)
     }
 
-    fn can_admin(&self) -> bool {
+    /// Whether it may act (pause, retry, remove, ...).
+    pub fn can_admin(&self) -> bool {
         self.scopes.iter().any(Scope::permits_admin)
     }
 

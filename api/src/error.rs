@@ -114,6 +114,11 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The sentence for people (generic for 5xx).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl From<QueueError> for ApiError {
@@ -150,7 +155,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Shorthand for handler results.
-pub(crate) type ApiResult<T> = Result<T, ApiError>;
+pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,9 @@
 //! (`drover dev`). Every error is `{"error":{"code","message"}}`
 //! ([`ApiError`]).
 //!
+//! [`ops`] holds the admin actions (each audited), which the dashboard
+//! crate's forms call too.
+//!
 //! It is not a server: binding, TLS and shutdown belong to the binary. It
 //! never builds a Redis key or query; `queue-core` does.
 
@@ -21,12 +24,13 @@ mod error;
 mod json;
 mod metrics;
 mod openapi;
+pub mod ops;
 mod routes;
 mod state;
 
-pub use auth::AuthMode;
+pub use auth::{AuthMode, Caller};
 pub use config::{ApiConfig, ApiSettings};
-pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 pub use metrics::{ApiMetrics, spawn_queue_refresher};
 pub use openapi::{OPENAPI_PATH, openapi, router};
 pub use state::ApiState;

@@ -12,8 +12,9 @@ use crate::auth::{AuthMode, KeyCache};
 use crate::config::ApiSettings;
 use crate::metrics::ApiMetrics;
 
-/// How long the list of queues is reused before it is scanned again.
-const DISCOVERY_TTL: Duration = Duration::from_secs(5);
+/// How long the list of queues is used before it is scanned again (in the
+/// background: requests get the last answer at once).
+const DISCOVERY_TTL: Duration = Duration::from_secs(10);
 
 /// The state behind every route: Redis, the store, settings, metrics.
 #[derive(Debug)]
@@ -52,5 +53,30 @@ impl ApiState {
             metrics,
             registry,
         }))
+    }
+
+    /// The Redis connection.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The durable store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether requests need an API key.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.auth
+    }
+
+    /// The queues under the prefix (cached; see [`QueueDiscovery`]).
+    pub fn discovery(&self) -> &QueueDiscovery {
+        &self.discovery
+    }
+
+    /// The metrics registry `/metrics` serves.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 }

@@ -11,6 +11,12 @@ use crate::connection::Connection;
 use crate::error::Result;
 use crate::keys;
 
+/// A Drover worker counts as live if it beat within this.
+pub const LIVE_WITHIN: Duration = Duration::from_secs(30);
+/// Heartbeat records older than this (workers that died without
+/// deregistering) are deleted when read.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3_600);
+
 /// A Drover worker process, as its last heartbeat described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerInfo {

@@ -181,14 +181,10 @@ pub(crate) async fn job(config: &FileConfig, args: &JobArgs) -> anyhow::Result<(
     Ok(())
 }
 
-/// A worker is live while its last heartbeat is younger than this.
-const LIVE_WITHIN: Duration = Duration::from_secs(30);
-/// Heartbeats older than this are from dead workers and are deleted.
-const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
-
 pub(crate) async fn workers(config: &FileConfig, as_json: bool) -> anyhow::Result<()> {
     let conn = connect_for(config).await?;
-    let drover = registry::live_workers(&conn, LIVE_WITHIN, FORGET_AFTER).await?;
+    let drover =
+        registry::live_workers(&conn, registry::LIVE_WITHIN, registry::FORGET_AFTER).await?;
     let clients = registry::bullmq_worker_clients(&conn).await?;
     // Drover's own engine connections show up in CLIENT LIST too; list
     // only the others there.

@@ -8,13 +8,12 @@ use axum::extract::{Path, Query, State};
 use queue_core::inspect::{self, MAX_PAGE_SIZE, Order};
 use queue_core::{JobRecord, JobState, QueueName, admin};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::query;
-use crate::audit::{self, Action};
 use crate::auth::{AdminScope, ReadScope};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::ops::{self, JobAction};
 use crate::state::ApiState;
 
 /// Which jobs to list.
@@ -151,12 +150,8 @@ pub(crate) async fn jobs_retry(
     AdminScope(caller): AdminScope,
     Path((queue, id)): Path<(String, String)>,
 ) -> ApiResult<Json<JobDone>> {
-    let result = async {
-        admin::retry_job(&state.conn, &QueueName::new(queue.as_str())?, &id).await?;
-        Ok(Json(JobDone { id: id.clone() }))
-    }
-    .await;
-    audit::record(&state, &caller, action("retry", &queue, &id), result).await
+    ops::act_on_job(&state, &caller, &queue, &id, JobAction::Retry).await?;
+    Ok(Json(JobDone { id }))
 }
 
 /// Move a delayed job to waiting now.
@@ -169,12 +164,8 @@ pub(crate) async fn jobs_promote(
     AdminScope(caller): AdminScope,
     Path((queue, id)): Path<(String, String)>,
 ) -> ApiResult<Json<JobDone>> {
-    let result = async {
-        admin::promote_job(&state.conn, &QueueName::new(queue.as_str())?, &id).await?;
-        Ok(Json(JobDone { id: id.clone() }))
-    }
-    .await;
-    audit::record(&state, &caller, action("promote", &queue, &id), result).await
+    ops::act_on_job(&state, &caller, &queue, &id, JobAction::Promote).await?;
+    Ok(Json(JobDone { id }))
 }
 
 /// Remove a job (refused while a worker runs it).
@@ -187,19 +178,6 @@ pub(crate) async fn jobs_remove(
     AdminScope(caller): AdminScope,
     Path((queue, id)): Path<(String, String)>,
 ) -> ApiResult<Json<JobDone>> {
-    let result = async {
-        admin::remove_job(&state.conn, &QueueName::new(queue.as_str())?, &id).await?;
-        Ok(Json(JobDone { id: id.clone() }))
-    }
-    .await;
-    audit::record(&state, &caller, action("remove", &queue, &id), result).await
-}
-
-fn action<'a>(name: &'static str, queue: &'a str, id: &'a str) -> Action<'a> {
-    Action {
-        name,
-        queue,
-        target: Some(id),
-        params: json!({}),
-    }
+    ops::act_on_job(&state, &caller, &queue, &id, JobAction::Remove).await?;
+    Ok(Json(JobDone { id }))
 }

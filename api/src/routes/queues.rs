@@ -1,21 +1,19 @@
 //! Queues: list with counts, one queue, and the queue-wide admin actions.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use queue_core::inspect::{self, QueueCounts};
-use queue_core::{JobState, QueueName, admin};
+use queue_core::{QueueName, admin};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::query;
-use crate::audit::{self, Action};
 use crate::auth::{AdminScope, ReadScope};
 use crate::error::{ApiResult, ErrorBody};
+use crate::ops;
 use crate::state::ApiState;
 
 /// A queue and its counts.
@@ -105,12 +103,8 @@ pub(crate) async fn queues_pause(
     AdminScope(caller): AdminScope,
     Path(queue): Path<String>,
 ) -> ApiResult<Json<Done>> {
-    let result = async {
-        admin::pause(&state.conn, &QueueName::new(queue.as_str())?).await?;
-        Ok(Json(DONE))
-    }
-    .await;
-    audit::record(&state, &caller, action("pause", &queue, json!({})), result).await
+    ops::pause_queue(&state, &caller, &queue).await?;
+    Ok(Json(DONE))
 }
 
 /// Resume a paused queue.
@@ -123,12 +117,8 @@ pub(crate) async fn queues_resume(
     AdminScope(caller): AdminScope,
     Path(queue): Path<String>,
 ) -> ApiResult<Json<Done>> {
-    let result = async {
-        admin::resume(&state.conn, &QueueName::new(queue.as_str())?).await?;
-        Ok(Json(DONE))
-    }
-    .await;
-    audit::record(&state, &caller, action("resume", &queue, json!({})), result).await
+    ops::resume_queue(&state, &caller, &queue).await?;
+    Ok(Json(DONE))
 }
 
 /// Options of a drain.
@@ -153,18 +143,8 @@ pub(crate) async fn queues_drain(
     params: Result<Query<DrainParams>, QueryRejection>,
 ) -> ApiResult<Json<Affected>> {
     let params = query(params)?;
-    let result = async {
-        let count = admin::drain(
-            &state.conn,
-            &QueueName::new(queue.as_str())?,
-            params.delayed,
-        )
-        .await?;
-        Ok(Json(Affected { count }))
-    }
-    .await;
-    let params = json!({ "delayed": params.delayed });
-    audit::record(&state, &caller, action("drain", &queue, params), result).await
+    let count = ops::drain_queue(&state, &caller, &queue, params.delayed).await?;
+    Ok(Json(Affected { count }))
 }
 
 /// Options of a clean.
@@ -194,33 +174,16 @@ pub(crate) async fn queues_clean(
     params: Result<Query<CleanParams>, QueryRejection>,
 ) -> ApiResult<Json<Affected>> {
     let params = query(params)?;
-    let result = async {
-        let job_state: JobState = params
-            .state
-            .parse()
-            .map_err(|e: queue_core::UnknownState| {
-                crate::error::ApiError::unprocessable("invalid_input", e.to_string())
-            })?;
-        let count = admin::clean(
-            &state.conn,
-            &QueueName::new(queue.as_str())?,
-            job_state,
-            Duration::from_millis(params.grace_ms),
-            params.limit,
-        )
-        .await?;
-        Ok(Json(Affected { count }))
-    }
-    .await;
-    let audit_params =
-        json!({ "state": params.state, "graceMs": params.grace_ms, "limit": params.limit });
-    audit::record(
+    let count = ops::clean_queue(
         &state,
         &caller,
-        action("clean", &queue, audit_params),
-        result,
+        &queue,
+        &params.state,
+        params.grace_ms,
+        params.limit,
     )
-    .await
+    .await?;
+    Ok(Json(Affected { count }))
 }
 
 /// Move every failed job back to waiting.
@@ -233,18 +196,8 @@ pub(crate) async fn queues_retry_failed(
     AdminScope(caller): AdminScope,
     Path(queue): Path<String>,
 ) -> ApiResult<Json<Affected>> {
-    let result = async {
-        let count = admin::retry_all_failed(&state.conn, &QueueName::new(queue.as_str())?).await?;
-        Ok(Json(Affected { count }))
-    }
-    .await;
-    audit::record(
-        &state,
-        &caller,
-        action("retry-failed", &queue, json!({})),
-        result,
-    )
-    .await
+    let count = ops::retry_failed(&state, &caller, &queue).await?;
+    Ok(Json(Affected { count }))
 }
 
 /// Move every delayed job to waiting now.
@@ -257,19 +210,8 @@ pub(crate) async fn queues_promote_delayed(
     AdminScope(caller): AdminScope,
     Path(queue): Path<String>,
 ) -> ApiResult<Json<Affected>> {
-    let result = async {
-        let count =
-            admin::promote_all_delayed(&state.conn, &QueueName::new(queue.as_str())?).await?;
-        Ok(Json(Affected { count }))
-    }
-    .await;
-    audit::record(
-        &state,
-        &caller,
-        action("promote-delayed", &queue, json!({})),
-        result,
-    )
-    .await
+    let count = ops::promote_delayed(&state, &caller, &queue).await?;
+    Ok(Json(Affected { count }))
 }
 
 /// Options of an obliterate.
@@ -294,27 +236,6 @@ pub(crate) async fn queues_obliterate(
     params: Result<Query<ObliterateParams>, QueryRejection>,
 ) -> ApiResult<Json<Done>> {
     let params = query(params)?;
-    let result = async {
-        admin::obliterate(&state.conn, &QueueName::new(queue.as_str())?, params.force).await?;
-        state.discovery.invalidate().await;
-        Ok(Json(DONE))
-    }
-    .await;
-    let audit_params = json!({ "force": params.force });
-    audit::record(
-        &state,
-        &caller,
-        action("obliterate", &queue, audit_params),
-        result,
-    )
-    .await
-}
-
-fn action<'a>(name: &'static str, queue: &'a str, params: serde_json::Value) -> Action<'a> {
-    Action {
-        name,
-        queue,
-        target: None,
-        params,
-    }
+    ops::obliterate_queue(&state, &caller, &queue, params.force).await?;
+    Ok(Json(DONE))
 }

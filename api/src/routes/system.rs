@@ -21,10 +21,6 @@ use crate::state::ApiState;
 
 /// How long a readiness probe waits for each dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// A Drover worker is live if it beat within this.
-const LIVE_WITHIN: Duration = Duration::from_secs(30);
-/// Heartbeat records older than this are deleted when read.
-const FORGET_AFTER: Duration = Duration::from_secs(24 * 3_600);
 
 /// Liveness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -165,7 +161,8 @@ pub(crate) async fn workers_list(
     _: ReadScope,
     State(state): State<Arc<ApiState>>,
 ) -> ApiResult<Json<Workers>> {
-    let workers = registry::live_workers(&state.conn, LIVE_WITHIN, FORGET_AFTER).await?;
+    let workers =
+        registry::live_workers(&state.conn, registry::LIVE_WITHIN, registry::FORGET_AFTER).await?;
     let bullmq_clients = registry::bullmq_worker_clients(&state.conn).await?;
     Ok(Json(Workers {
         workers,
