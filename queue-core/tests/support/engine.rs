@@ -1,6 +1,7 @@
 //! A fresh, empty store database per test, on SQLite or PostgreSQL, and
 //! `on_both_engines!`, which runs a test on each.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
+#![allow(unused_macros)] // test binaries without store tests do not use it
 
 use std::path::Path;
 
