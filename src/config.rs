@@ -6,6 +6,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use drover_api::{ApiConfig, ApiSettings};
+use drover_dashboard::{DashboardConfig, DashboardSettings};
 use drover_scheduler::SchedulerConfig;
 use drover_worker::WorkerConfig;
 use drover_worker::builtin::{CacheWarmConfig, HttpHandlerConfig};
@@ -27,6 +28,7 @@ pub(crate) struct FileConfig {
     pub(crate) redis: RedisConfig,
     pub(crate) store: StoreConfig,
     pub(crate) api: ApiConfig,
+    pub(crate) dashboard: DashboardConfig,
     pub(crate) worker: WorkerConfig,
     pub(crate) handler: HandlerConfig,
     pub(crate) scheduler: SchedulerConfig,
@@ -134,6 +136,11 @@ impl FileConfig {
     /// The checked `[api]` settings.
     pub(crate) fn api_settings(&self) -> Result<ApiSettings, UsageError> {
         self.api.resolve().map_err(UsageError)
+    }
+
+    /// The checked `[dashboard]` settings.
+    pub(crate) fn dashboard_settings(&self) -> Result<DashboardSettings, UsageError> {
+        self.dashboard.resolve().map_err(UsageError)
     }
 
     /// The checked `[[schedule]]` entries; every entry names its `id` and

@@ -37,6 +37,7 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
     }
     let data_dir = config.data_dir();
     let api_settings = config.api_settings()?;
+    let dashboard = config.dashboard_settings()?;
     let store_settings = config.store_settings()?;
     let declared = config.schedules()?;
     config.worker = WorkerConfig {
@@ -94,7 +95,7 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
         registry.clone(),
     )?;
     let stop_api = CancellationToken::new();
-    let api = api_server::spawn(api_addr, state, stop_api.clone()).await?;
+    let api = api_server::spawn(api_addr, state, dashboard, stop_api.clone()).await?;
     let stop_scheduler = CancellationToken::new();
     let scheduler = super::schedule::spawn_scheduler(
         Reconciler::new(

@@ -19,6 +19,7 @@ pub(crate) async fn run(config: FileConfig, args: &ServeArgs) -> anyhow::Result<
         .parse()
         .map_err(|e| UsageError(format!("--addr {}: {e}", args.addr)))?;
     let api = config.api_settings()?;
+    let dashboard = config.dashboard_settings()?;
     let store_settings = config.store_settings()?;
     let redis = config.redis_settings()?;
     info!(redis = ?redis, store = %store_settings.describe(), api = ?api, %addr, "starting the API");
@@ -33,7 +34,7 @@ pub(crate) async fn run(config: FileConfig, args: &ServeArgs) -> anyhow::Result<
         prometheus::Registry::new(),
     )?;
     let stop = CancellationToken::new();
-    let server = api_server::spawn(addr, state, stop.clone()).await?;
+    let server = api_server::spawn(addr, state, dashboard, stop.clone()).await?;
     info!("ready");
     signals.graceful.cancelled().await;
     info!("shutting down: finishing in-flight requests");
