@@ -120,6 +120,21 @@ pub struct BullmqWorkerClient {
     pub age_secs: u64,
 }
 
+/// What the BullMQ worker name of every Drover worker starts with
+/// (`drover-<host>-<pid>`), so listings can tell Drover's engine
+/// connections from other clients' workers.
+pub const DROVER_WORKER_NAME_PREFIX: &str = "drover-";
+
+impl BullmqWorkerClient {
+    /// Whether a Drover worker process opened it (it is then listed from
+    /// the heartbeats, with more detail).
+    pub fn is_drover(&self) -> bool {
+        self.name
+            .as_deref()
+            .is_some_and(|n| n.starts_with(DROVER_WORKER_NAME_PREFIX))
+    }
+}
+
 /// BullMQ workers connected now, read from `CLIENT LIST` as BullMQ's
 /// `Queue.getWorkers()` does (empty where the server refuses the command).
 pub async fn bullmq_worker_clients(conn: &Connection) -> Result<Vec<BullmqWorkerClient>> {

@@ -188,10 +188,7 @@ pub(crate) async fn workers(config: &FileConfig, as_json: bool) -> anyhow::Resul
     let clients = registry::bullmq_worker_clients(&conn).await?;
     // Drover's own engine connections show up in CLIENT LIST too; list
     // only the others there.
-    let others: Vec<_> = clients
-        .into_iter()
-        .filter(|c| !c.name.as_deref().is_some_and(|n| n.starts_with("drover-")))
-        .collect();
+    let others: Vec<_> = clients.into_iter().filter(|c| !c.is_drover()).collect();
     if as_json {
         return output::json(&json!({ "drover": drover, "bullmq": others }));
     }

@@ -53,7 +53,7 @@ impl WorkerIdentity {
                 }
             })
             .collect();
-        format!("drover-{host}-{}", self.pid)
+        format!("{}{host}-{}", registry::DROVER_WORKER_NAME_PREFIX, self.pid)
     }
 }
 

@@ -100,7 +100,7 @@ pub(crate) fn region(viewer: &Viewer, queue: &str, detail: &JobDetail) -> Markup
             @if let (Some(r), Some(d)) = (ready, job.delay.filter(|d| *d > 0)) { li { "Due " (when(r)) " (delayed " (format::duration_ms(d)) ")" } }
             @if let Some(t) = job.processed_on {
                 li { "Last attempt started " (when(t))
-                    @if let Some(r) = ready { @if t >= r { " after waiting " (format::duration_ms(t - r)) } } }
+                    @if let Some(r) = ready { @if t >= r { ", " (format::duration_ms(t - r)) " after it was due" } } }
             }
             @if let Some(t) = job.finished_on {
                 li { "Finished " (when(t))

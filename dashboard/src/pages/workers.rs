@@ -30,15 +30,8 @@ impl WorkersView {
             registry::bullmq_worker_clients(conn),
         )?;
         // Drover's own engine connections are in CLIENT LIST too: list only
-        // connections that name no Drover worker.
-        let others = clients
-            .into_iter()
-            .filter(|c| {
-                !c.name
-                    .as_deref()
-                    .is_some_and(|n| drover.iter().any(|w| n.contains(&w.id)))
-            })
-            .collect();
+        // the other clients' workers there.
+        let others = clients.into_iter().filter(|c| !c.is_drover()).collect();
         Ok(Self { drover, others })
     }
 }
