@@ -122,6 +122,17 @@ impl DroverServer {
         Ok(server)
     }
 
+    /// Creates another API key with `scope`; answers its secret.
+    pub async fn create_key(&self, name: &str, scope: &str, redis_url: &str) -> Result<String> {
+        let created = self
+            .output(
+                &["keys", "create", "--name", name, "--scope", scope, "--json"],
+                redis_url,
+            )
+            .await?;
+        token_of(&created)
+    }
+
     /// `drover --version`.
     pub fn version(&self) -> &str {
         &self.version
@@ -204,13 +215,26 @@ pub fn express_command(node: &Path, script: &Path, redis_url: &str, port: u16) -
     cmd
 }
 
-/// A response of [`request`]: the status and the body as text.
+/// A response of [`request`]: the status, the headers and the body as
+/// text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// The status code.
     pub status: u16,
+    /// The headers, names lowercased, in order.
+    pub headers: Vec<(String, String)>,
     /// The body (de-chunked).
     pub body: String,
+}
+
+impl Response {
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// One HTTP/1.1 request to `127.0.0.1:port` on a new connection
@@ -266,7 +290,17 @@ fn parse_response(text: &str) -> Option<Response> {
     } else {
         body.to_string()
     };
-    Some(Response { status, body })
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Some(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// The data of a chunked body (`<hex size>\r\n<data>\r\n ... 0\r\n\r\n`).
@@ -315,6 +349,7 @@ mod tests {
         let r = parse_response("HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\n{\"id\":\"1\"}")
             .unwrap_or_else(|| panic!("unparsed"));
         assert_eq!(r.status, 201);
+        assert_eq!(r.header("content-length"), Some("10"));
         assert_eq!(r.body, "{\"id\":\"1\"}");
         assert!(parse_response("garbage").is_none());
     }

@@ -214,17 +214,27 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), PageError> {
         }
     }
     if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        // Host names only: proxies often drop or rewrite the port of Host.
         let host = headers
             .get("x-forwarded-host")
             .or_else(|| headers.get(header::HOST))
             .and_then(|v| v.to_str().ok())
+            .map(host_name)
             .unwrap_or_default();
-        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        let origin_host = host_name(origin.split_once("://").map_or(origin, |(_, h)| h));
         if origin == "null" || !origin_host.eq_ignore_ascii_case(host) {
             return Err(refused());
         }
     }
     Ok(())
+}
+
+/// `host[:port]` (or `[v6]:port`) without the port.
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split_once(']').map_or(authority, |(h, _)| h);
+    }
+    authority.split_once(':').map_or(authority, |(h, _)| h)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -278,6 +288,16 @@ mod tests {
             ]))
             .is_ok()
         );
+        assert!(
+            same_origin(&headers(&[
+                ("origin", "https://ops.example:8443"),
+                ("host", "ops.example")
+            ]))
+            .is_ok(),
+            "a proxy that drops the port from Host"
+        );
+        assert!(same_origin(&headers(&[("origin", "null"), ("host", "ops.example")])).is_err());
+        assert_eq!(host_name("[::1]:8080"), "::1");
         assert!(same_origin(&HeaderMap::new()).is_ok());
     }
 
