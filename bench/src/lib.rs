@@ -1,5 +1,6 @@
 //! Shared pieces of Drover's benchmark programs (see `README.md`).
 //!
+//! - [`big_queue`]: a queue of millions of jobs for `dashboard`.
 //! - [`server`]: a private `redis-server` child on a free port.
 //! - [`probe`]: the orchestrator's own read-only view of Redis (pending
 //!   jobs, connected clients) plus `FLUSHALL`.
@@ -11,6 +12,7 @@
 //! - [`http`] and [`wrk`]: the HTTP enqueue servers of `http-enqueue` and
 //!   the load generator that drives them.
 
+pub mod big_queue;
 pub mod clients;
 pub mod cpu;
 pub mod http;

@@ -6,7 +6,7 @@ use maud::{Markup, html};
 /// Bars of `counts` (oldest first), `width`×`height` px, labelled.
 pub(crate) fn sparkline(counts: &[u64], label: &str, class: &str) -> Markup {
     const WIDTH: f64 = 120.0;
-    const HEIGHT: f64 = 28.0;
+    const HEIGHT: f64 = 18.0;
     let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let step = WIDTH / counts.len().max(1) as f64;
     let bar = (step - 0.5).max(0.5);

@@ -37,6 +37,8 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             meta name="referrer" content="same-origin";
+            // No favicon request (and no 404 in the console).
+            link rel="icon" href="data:,";
             title { (title) " · Drover" }
             link rel="stylesheet" href={ "/ui/assets/app.css?v=" (ASSET_VERSION) };
             script src={ "/ui/assets/app.js?v=" (ASSET_VERSION) } defer {}

@@ -29,12 +29,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use drover_bench::PREFIX;
 use drover_bench::http::{self, DroverServer};
 use drover_bench::procs::{WorkerProcess, node_version, target_dir};
 use drover_bench::report::median;
 use drover_bench::server::{RedisServer, free_port};
-use queue_core::producer::{NewJob, enqueue_bulk};
+use drover_bench::{PREFIX, big_queue};
 use queue_core::{Connection, QueueName, RedisSettings};
 use serde_json::{Value, json};
 
@@ -113,16 +112,16 @@ async fn run(args: Args) -> Result<()> {
     // Fill: N jobs completed by a real worker, then N left waiting.
     let conn = Connection::connect(RedisSettings::for_url(&url)?.with_prefix(PREFIX)?).await?;
     let queue = QueueName::new(QUEUE)?;
-    let took = fill(&conn, &queue, args.jobs).await?;
+    let took = big_queue::fill(&conn, &queue, args.jobs).await?;
     println!("  added {} jobs in {:.1} s", args.jobs, took.as_secs_f64());
     let mut worker = WorkerProcess::spawn(
-        worker_command(&drover, &url),
+        big_queue::worker_command(&drover, &url, QUEUE),
         &logs.path().join("worker.log"),
     )?;
     let started = Instant::now();
     loop {
         worker.check_alive()?;
-        let done = zcard(&url, "completed").await?;
+        let done = big_queue::zcard(&url, QUEUE, "completed").await?;
         if done >= args.jobs {
             break;
         }
@@ -133,14 +132,14 @@ async fn run(args: Args) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     worker.terminate(Duration::from_secs(20)).await?;
-    let took = fill(&conn, &queue, args.jobs).await?;
+    let took = big_queue::fill(&conn, &queue, args.jobs).await?;
     println!(
         "  added {} more (left waiting) in {:.1} s",
         args.jobs,
         took.as_secs_f64()
     );
-    let (oldest_waiting, newest_completed) = sample_ids(&url).await?;
-    let memory = used_memory(&url).await?;
+    let (oldest_waiting, newest_completed) = big_queue::sample_ids(&url, QUEUE).await?;
+    let memory = big_queue::used_memory(&url).await?;
     println!("  Redis holds {:.0} MiB", memory as f64 / 1_048_576.0);
 
     let last = args.jobs.div_ceil(50);
@@ -260,86 +259,6 @@ async fn run(args: Args) -> Result<()> {
         node_version(&args.node).unwrap_or_default()
     );
     Ok(())
-}
-
-/// Adds `n` small jobs in bulks of 1,000 (default options: completed jobs
-/// are kept).
-async fn fill(conn: &Connection, queue: &QueueName, n: u64) -> Result<Duration> {
-    let started = Instant::now();
-    let mut added = 0;
-    while added < n {
-        let batch: Vec<NewJob> = (added..(added + 1_000).min(n))
-            .map(|i| NewJob {
-                name: "ship-order".into(),
-                data: json!({ "order": i, "customer": format!("c-{}", i % 10_000), "items": 3 }),
-                opts: Default::default(),
-            })
-            .collect();
-        added += enqueue_bulk(conn, queue, &batch).await?.len() as u64;
-    }
-    Ok(started.elapsed())
-}
-
-fn worker_command(drover: &PathBuf, url: &str) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(drover);
-    cmd.args([
-        "worker",
-        "--queue",
-        QUEUE,
-        "--concurrency",
-        "64",
-        "--handler",
-        "echo",
-    ])
-    .env("REDIS_URL", url)
-    .env_remove("DROVER_CONFIG")
-    .env_remove("RUST_LOG");
-    cmd
-}
-
-async fn redis_conn(url: &str) -> Result<redis::aio::MultiplexedConnection> {
-    Ok(redis::Client::open(url)?
-        .get_multiplexed_async_connection()
-        .await?)
-}
-
-async fn zcard(url: &str, set: &str) -> Result<u64> {
-    let mut c = redis_conn(url).await?;
-    Ok(redis::cmd("ZCARD")
-        .arg(format!("{PREFIX}:{QUEUE}:{set}"))
-        .query_async(&mut c)
-        .await?)
-}
-
-/// The id at the far end of `wait` (the worst case for finding a job's
-/// state: it is the last id an LPOS reaches) and the newest completed id.
-async fn sample_ids(url: &str) -> Result<(String, String)> {
-    let mut c = redis_conn(url).await?;
-    let waiting: Option<String> = redis::cmd("LINDEX")
-        .arg(format!("{PREFIX}:{QUEUE}:wait"))
-        .arg(-1)
-        .query_async(&mut c)
-        .await?;
-    let completed: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{PREFIX}:{QUEUE}:completed"))
-        .arg(-1)
-        .arg(-1)
-        .query_async(&mut c)
-        .await?;
-    Ok((
-        waiting.context("no waiting job")?,
-        completed.into_iter().next().context("no completed job")?,
-    ))
-}
-
-async fn used_memory(url: &str) -> Result<u64> {
-    let mut c = redis_conn(url).await?;
-    let info: String = redis::cmd("INFO").arg("memory").query_async(&mut c).await?;
-    Ok(info
-        .lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0))
 }
 
 /// Signs in with `key`; answers the `Cookie` header value.

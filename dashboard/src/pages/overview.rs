@@ -76,7 +76,7 @@ pub(crate) fn region(snap: &Snapshot) -> Markup {
                         th scope="col" .num { "Failed" }
                         th scope="col" .num { "Completed" }
                         th scope="col" { "Oldest waiting" }
-                        th scope="col" { "Completed / min" }
+                        th scope="col" { "Completed / failed per min" }
                         th scope="col" .num { "Failure rate" }
                     } }
                     tbody {
@@ -132,10 +132,17 @@ fn throughput_cell(q: &crate::snapshot::QueueLine) -> Markup {
                 count(done),
                 count(t.failed.total())
             );
+            let failed_label = format!(
+                "{} failed per minute over the last {HISTORY_MINUTES} minutes",
+                count(t.failed.total())
+            );
             html! {
                 span.spark-cell {
-                    (sparkline(&t.completed.counts, &label, "ok"))
-                    span.num { (count(done)) }
+                    span.sparks {
+                        (sparkline(&t.completed.counts, &label, "ok"))
+                        (sparkline(&t.failed.counts, &failed_label, "bad"))
+                    }
+                    span.num { (count(done)) " / " span.failed[t.failed.total() > 0] { (count(t.failed.total())) } }
                 }
             }
         }
