@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use maud::{Markup, html};
 use percent_encoding::percent_decode_str;
-use queue_core::{QueueName, inspect, now_ms};
+use queue_core::{JobState, QueueName, inspect, now_ms};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -45,7 +45,8 @@ pub(crate) struct LiveQuery {
 enum View {
     Overview,
     Queue(QueueName, ListQuery),
-    Job(QueueName, String),
+    /// With the state it was last seen in.
+    Job(QueueName, String, Option<JobState>),
     Workers,
     Runs(RunsQuery),
     Run(String),
@@ -67,14 +68,16 @@ impl View {
             ["workflows"] => Self::Runs(serde_urlencoded_query(query)?),
             ["workflows", "runs", run] => Self::Run((*run).to_string()),
             ["queues", q] => Self::Queue(QueueName::new(*q).ok()?, serde_urlencoded_query(query)?),
-            ["queues", q, "jobs", id] => Self::Job(QueueName::new(*q).ok()?, (*id).to_string()),
+            ["queues", q, "jobs", id] => {
+                Self::Job(QueueName::new(*q).ok()?, (*id).to_string(), None)
+            }
             _ => return None,
         })
     }
 
     /// The page's live regions, by element id.
     async fn render(
-        &self,
+        &mut self,
         dash: &Dashboard,
         viewer: &Viewer,
     ) -> Result<Vec<(&'static str, Markup)>, PageError> {
@@ -88,14 +91,19 @@ impl View {
                     ("live-job-list", queue::list_region(viewer, &view)),
                 ]
             }
-            Self::Job(name, id) => match inspect::job_detail(dash.api.conn(), name, id).await {
-                Ok(detail) => vec![("live-job", job::region(viewer, name.as_str(), &detail))],
-                Err(e) if e.kind() == queue_core::ErrorKind::NotFound => vec![(
-                    "live-job",
-                    html! { p.flash.error role="alert" { "This job no longer exists: it was removed, or cleaned by its queue's retention." } },
-                )],
-                Err(e) => return Err(e.into()),
-            },
+            Self::Job(name, id, seen) => {
+                match inspect::job_detail_since(dash.api.conn(), name, id, *seen).await {
+                    Ok(detail) => {
+                        *seen = detail.state;
+                        vec![("live-job", job::region(viewer, name.as_str(), &detail))]
+                    }
+                    Err(e) if e.kind() == queue_core::ErrorKind::NotFound => vec![(
+                        "live-job",
+                        html! { p.flash.error role="alert" { "This job no longer exists: it was removed, or cleaned by its queue's retention." } },
+                    )],
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Self::Workers => vec![(
                 "live-workers",
                 workers::region(&WorkersView::read(dash).await?),
@@ -250,7 +258,7 @@ mod tests {
         assert!(matches!(View::parse("/"), Some(View::Overview)));
         assert!(matches!(View::parse("/workers"), Some(View::Workers)));
         match View::parse("/queues/a%2Fb/jobs/x%20y") {
-            Some(View::Job(q, id)) => {
+            Some(View::Job(q, id, None)) => {
                 assert_eq!(q.as_str(), "a/b");
                 assert_eq!(id, "x y");
             }

@@ -232,7 +232,40 @@ async fn job_state_is_found_in_every_structure() {
         .query_async::<()>(&mut r)
         .await
         .unwrap();
-    assert_eq!(state(waiting).await, None);
+    assert_eq!(state(waiting.clone()).await, None);
+    // A caller that saw it waiting is not sent down the long lists again
+    // (a job leaves wait only for a structure probed cheaply, or is
+    // deleted) ...
+    let since = |id: String, previous| {
+        let conn = conn.clone();
+        let q = q.clone();
+        async move {
+            inspect::job_detail_since(&conn, &q, &id, previous)
+                .await
+                .map(|d| d.state)
+        }
+    };
+    assert_eq!(
+        since(waiting.clone(), Some(JobState::Waiting)).await.unwrap(),
+        Some(JobState::Waiting)
+    );
+    // ... but sees it wherever a cheap probe finds it, and sees it gone.
+    redis::cmd("LPUSH")
+        .arg("bull:s:active")
+        .arg(&waiting)
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(
+        since(waiting.clone(), Some(JobState::Waiting)).await.unwrap(),
+        Some(JobState::Active)
+    );
+    redis::cmd("DEL")
+        .arg(format!("bull:s:{waiting}"))
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap();
+    assert!(since(waiting, Some(JobState::Waiting)).await.is_err());
 }
 
 #[tokio::test]

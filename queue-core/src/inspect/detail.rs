@@ -36,6 +36,20 @@ pub struct JobDetail {
 /// found in none of them is looked for in `wait` and the legacy `paused`
 /// list, whose `LPOS` walks lists that may hold millions of ids.
 pub async fn job_detail(conn: &Connection, queue: &QueueName, id: &str) -> Result<JobDetail> {
+    job_detail_since(conn, queue, id, None).await
+}
+
+/// [`job_detail`] for a caller that read the job before and saw it in
+/// `previous` state (a page refreshing itself). A waiting job that is in
+/// none of the cheap structures is still waiting: a job leaves `wait` only
+/// for `active`, `prioritized` or `delayed`, all probed here, or by being
+/// deleted, which the missing hash shows; so `wait` is not walked again.
+pub async fn job_detail_since(
+    conn: &Connection,
+    queue: &QueueName,
+    id: &str,
+    previous: Option<JobState>,
+) -> Result<JobDetail> {
     let k = keys::queue(conn.prefix(), queue);
     let logs_key = keys::job_logs(&k, id);
     let mut pipe = Pipeline::new();
@@ -79,7 +93,9 @@ pub async fn job_detail(conn: &Connection, queue: &QueueName, id: &str) -> Resul
         .zip(ORDER)
         .find(|(reply, _)| !matches!(reply, Value::Nil))
         .map(|(_, state)| state);
-    if state.is_none() {
+    if state.is_none() && previous == Some(JobState::Waiting) {
+        state = previous;
+    } else if state.is_none() {
         let mut pipe = Pipeline::new();
         for list in [k.wait(), k.paused()] {
             pipe.cmd("LPOS").arg(list).arg(id);

@@ -16,7 +16,7 @@ mod throughput;
 
 use serde::Serialize;
 
-pub use detail::{JobDetail, job_detail};
+pub use detail::{JobDetail, job_detail, job_detail_since};
 pub use estimate::{CleanEstimate, clean_estimate};
 pub use latency::{HeadOfLine, head_of_line};
 pub use pages::{JobPage, Order, list_job_summaries, list_jobs};
