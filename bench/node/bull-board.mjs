@@ -3,12 +3,16 @@
 // a single-page app; what the server does per view is its JSON API
 // (/ui/api/queues, /ui/api/queues/<queue>/<job>), which the benchmark
 // requests. Redis from $REDIS_URL, listening on $HOST:$PORT, queue from
-// $QUEUE.
-import express from 'express';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter.js';
-import { ExpressAdapter } from '@bull-board/express';
-import { Queue } from 'bullmq';
+// $QUEUE. GET /health answers once it listens.
+import { createRequire } from 'node:module';
+
+// Packages as installed (pinned) in compat/.
+const require = createRequire(new URL('../../compat/package.json', import.meta.url));
+const express = require('express');
+const { createBullBoard } = require('@bull-board/api');
+const { BullMQAdapter } = require('@bull-board/api/bullMQAdapter');
+const { ExpressAdapter } = require('@bull-board/express');
+const { Queue } = require('bullmq');
 
 const url = new URL(process.env.REDIS_URL);
 const connection = { host: url.hostname, port: Number(url.port) };

@@ -246,6 +246,18 @@ pub async fn request(
     headers: &[(String, String)],
     body: &str,
 ) -> Result<Response> {
+    request_within(REQUEST_TIMEOUT, port, method, path, headers, body).await
+}
+
+/// [`request`] with its own time limit.
+pub async fn request_within(
+    limit: Duration,
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> Result<Response> {
     let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
         let mut head =
@@ -263,9 +275,9 @@ pub async fn request(
         stream.read_to_end(&mut raw).await?;
         anyhow::Ok(raw)
     };
-    let raw = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+    let raw = tokio::time::timeout(limit, exchange)
         .await
-        .with_context(|| format!("{method} {path}: no answer within {REQUEST_TIMEOUT:?}"))?
+        .with_context(|| format!("{method} {path}: no answer within {limit:?}"))?
         .with_context(|| format!("{method} {path}"))?;
     parse_response(&String::from_utf8_lossy(&raw))
         .with_context(|| format!("{method} {path}: not an HTTP response"))

@@ -16,8 +16,14 @@ use crate::keys;
 use crate::names::QueueName;
 
 /// Keys asked per `SCAN` call: large enough to finish big keyspaces in few
-/// round trips, small enough that each call stays short on the server.
-const SCAN_COUNT: usize = 1_000;
+/// round trips, small enough that each call stays short on the server
+/// (about a millisecond).
+const SCAN_COUNT: usize = 2_000;
+
+/// A background rescan waits at least this many times as long as the last
+/// scan took, so a keyspace of millions of job keys (seconds per scan) is
+/// not walked over and over: Redis spends at most ~1/30 of its time on it.
+const RESCAN_SPACING: u32 = 30;
 
 /// Lists the queues under a prefix, caching the answer for `ttl`.
 ///
@@ -34,8 +40,22 @@ pub struct QueueDiscovery {
 struct Inner {
     conn: Connection,
     ttl: Duration,
-    cache: Mutex<Option<(Instant, Arc<[QueueName]>)>>,
+    cache: Mutex<Option<Scanned>>,
     refreshing: AtomicBool,
+}
+
+/// One scan's answer.
+#[derive(Debug)]
+struct Scanned {
+    at: Instant,
+    took: Duration,
+    queues: Arc<[QueueName]>,
+}
+
+impl Scanned {
+    fn is_stale(&self, ttl: Duration) -> bool {
+        self.at.elapsed() >= ttl.max(self.took * RESCAN_SPACING)
+    }
 }
 
 impl QueueDiscovery {
@@ -52,28 +72,29 @@ impl QueueDiscovery {
     }
 
     /// The queues, sorted by name. The first call scans; later ones answer
-    /// from the cache, refreshing it in the background once it is `ttl`
-    /// old.
+    /// from the cache, refreshing it in the background once it is stale:
+    /// `ttl` old, and at least [`RESCAN_SPACING`] times as old as the last
+    /// scan took.
     pub async fn queues(&self) -> Result<Arc<[QueueName]>> {
         let mut cache = self.inner.cache.lock().await;
-        if let Some((at, queues)) = cache.as_ref() {
-            if at.elapsed() >= self.inner.ttl && !self.inner.refreshing.swap(true, Ordering::AcqRel)
+        if let Some(scanned) = cache.as_ref() {
+            if scanned.is_stale(self.inner.ttl)
+                && !self.inner.refreshing.swap(true, Ordering::AcqRel)
             {
                 let inner = Arc::clone(&self.inner);
                 tokio::spawn(async move {
-                    match scan_queues(&inner.conn).await {
-                        Ok(found) => {
-                            *inner.cache.lock().await = Some((Instant::now(), found.into()))
-                        }
+                    match Scanned::take(&inner.conn).await {
+                        Ok(fresh) => *inner.cache.lock().await = Some(fresh),
                         Err(e) => tracing::warn!(error = %e, "cannot list queues; will retry"),
                     }
                     inner.refreshing.store(false, Ordering::Release);
                 });
             }
-            return Ok(queues.clone());
+            return Ok(Arc::clone(&scanned.queues));
         }
-        let queues: Arc<[QueueName]> = scan_queues(&self.inner.conn).await?.into();
-        *cache = Some((Instant::now(), queues.clone()));
+        let scanned = Scanned::take(&self.inner.conn).await?;
+        let queues = Arc::clone(&scanned.queues);
+        *cache = Some(scanned);
         Ok(queues)
     }
 
@@ -81,11 +102,11 @@ impl QueueDiscovery {
     /// (a queue this process just wrote to shows up without a scan).
     pub async fn note(&self, queue: &QueueName) {
         let mut cache = self.inner.cache.lock().await;
-        if let Some((at, queues)) = cache.as_ref() {
-            if let Err(at_index) = queues.binary_search(queue) {
-                let mut grown = queues.to_vec();
+        if let Some(scanned) = cache.as_mut() {
+            if let Err(at_index) = scanned.queues.binary_search(queue) {
+                let mut grown = scanned.queues.to_vec();
                 grown.insert(at_index, queue.clone());
-                *cache = Some((*at, grown.into()));
+                scanned.queues = grown.into();
             }
         }
     }
@@ -97,18 +118,25 @@ impl QueueDiscovery {
     }
 }
 
-/// Scans the keyspace for queue `meta`/`id` keys; every master of a cluster.
-async fn scan_queues(conn: &Connection) -> Result<Vec<QueueName>> {
-    let prefix = conn.prefix();
-    let mut found = BTreeSet::new();
-    for pattern in keys::discovery_patterns(prefix) {
-        for key in scan(conn, &pattern).await? {
+impl Scanned {
+    /// Scans the keyspace for queue `meta`/`id` keys, on every primary of
+    /// a cluster.
+    async fn take(conn: &Connection) -> Result<Self> {
+        let started = Instant::now();
+        let prefix = conn.prefix();
+        let mut found = BTreeSet::new();
+        for key in scan(conn, &keys::discovery_pattern(prefix)).await? {
             if let Some(queue) = keys::queue_from_discovered_key(prefix, &key) {
                 found.insert(queue);
             }
         }
+        let queues: Vec<QueueName> = found.into_iter().collect();
+        Ok(Self {
+            at: Instant::now(),
+            took: started.elapsed(),
+            queues: queues.into(),
+        })
     }
-    Ok(found.into_iter().collect())
 }
 
 /// All keys matching `pattern`, walking every node of a cluster.

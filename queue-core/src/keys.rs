@@ -73,15 +73,16 @@ pub(crate) fn cache_manifest(prefix: &str, target: &str) -> String {
     format!("{DROVER_NAMESPACE}:{prefix}:cache:{target}:keys")
 }
 
-/// SCAN patterns whose matches name the queues under `prefix`: every queue
-/// has a `meta` hash (written by any Queue or script) or an `id` counter
-/// (written by every add).
-pub(crate) fn discovery_patterns(prefix: &str) -> [String; 2] {
-    let prefix = escape_glob(prefix);
-    [format!("{prefix}:*:meta"), format!("{prefix}:*:id")]
+/// The SCAN pattern whose matches include every queue under `prefix`:
+/// every queue has a `meta` hash (written by any Queue or script) or an
+/// `id` counter (written by every add). One glob covers both suffixes
+/// (`:[mi][ed]*`), so one walk of the keyspace finds them; the few other
+/// keys it lets through are dropped by [`queue_from_discovered_key`].
+pub(crate) fn discovery_pattern(prefix: &str) -> String {
+    format!("{}:*:[mi][ed]*", escape_glob(prefix))
 }
 
-/// The queue name inside a key matched by [`discovery_patterns`], or `None`
+/// The queue name inside a key matched by [`discovery_pattern`], or `None`
 /// when the key is something else (a job id of `meta`, a dedup key, ...).
 pub(crate) fn queue_from_discovered_key(prefix: &str, key: &str) -> Option<QueueName> {
     let rest = key.strip_prefix(prefix)?.strip_prefix(':')?;
@@ -155,8 +156,8 @@ mod tests {
 
     #[test]
     fn glob_characters_are_escaped() {
-        assert_eq!(discovery_patterns("a*b")[0], r"a\*b:*:meta");
-        assert_eq!(discovery_patterns("{bull}")[1], "{bull}:*:id");
+        assert_eq!(discovery_pattern("a*b"), r"a\*b:*:[mi][ed]*");
+        assert_eq!(discovery_pattern("{bull}"), "{bull}:*:[mi][ed]*");
     }
 
     #[test]

@@ -246,7 +246,9 @@ async fn job_state_is_found_in_every_structure() {
         }
     };
     assert_eq!(
-        since(waiting.clone(), Some(JobState::Waiting)).await.unwrap(),
+        since(waiting.clone(), Some(JobState::Waiting))
+            .await
+            .unwrap(),
         Some(JobState::Waiting)
     );
     // ... but sees it wherever a cheap probe finds it, and sees it gone.
@@ -257,7 +259,9 @@ async fn job_state_is_found_in_every_structure() {
         .await
         .unwrap();
     assert_eq!(
-        since(waiting.clone(), Some(JobState::Waiting)).await.unwrap(),
+        since(waiting.clone(), Some(JobState::Waiting))
+            .await
+            .unwrap(),
         Some(JobState::Active)
     );
     redis::cmd("DEL")
