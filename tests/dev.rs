@@ -67,7 +67,7 @@ async fn dev_runs_everything_on_a_private_redis() {
     let read_log = || std::fs::read_to_string(data.path().join("dev.log")).unwrap_or_default();
 
     wait_until("drover dev ready", Duration::from_secs(30), || async {
-        if read_log().contains("ready: enqueue with") {
+        if read_log().contains("ready: the dashboard is at") {
             Check::Done(())
         } else {
             Check::NotYet(read_log())
@@ -108,6 +108,19 @@ async fn dev_runs_everything_on_a_private_redis() {
     })
     .await;
     assert_eq!(job["returnvalue"]["who"], "dev");
+
+    // The dashboard needs no sign-in in dev and lists the queue.
+    let page = support::http_client()
+        .get(format!("http://127.0.0.1:{api_port}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("development mode") && html.contains("href=\"/queues/default\""),
+        "{html}"
+    );
 
     // The HTTP API needs no key in dev (loopback only), and its jobs run.
     let res = support::http_client()

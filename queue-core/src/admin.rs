@@ -252,5 +252,10 @@ pub async fn obliterate(conn: &Connection, queue: &QueueName, force: bool) -> Re
     }
     q.pause().await?;
     q.obliterate(force, ADMIN_BATCH as usize).await?;
+    redis::cmd("SREM")
+        .arg(keys::queue_registry(conn.prefix()))
+        .arg(queue.as_str())
+        .query_async::<()>(&mut conn.redis())
+        .await?;
     Ok(())
 }

@@ -95,6 +95,12 @@ impl Connection {
             .skip_version_check();
         let handle =
             bullmq::Queue::with_connection(queue.as_str(), self.inner.redis.clone(), opts).await?;
+        // Listed at once by every process's discovery (see `discovery.rs`).
+        redis::cmd("SADD")
+            .arg(crate::keys::queue_registry(self.prefix()))
+            .arg(queue.as_str())
+            .query_async::<()>(&mut self.redis())
+            .await?;
         self.lock_queues().insert(queue.clone(), handle.clone());
         Ok(handle)
     }

@@ -1,5 +1,7 @@
-//! Which queues exist under the prefix, found with `SCAN` (never `KEYS`) and
-//! cached so request paths do not walk the keyspace.
+//! Which queues exist under the prefix: the queues Drover processes wrote
+//! to or consume (a set every process adds to, read on each call), and the
+//! ones other clients made, found with `SCAN` (never `KEYS`) in the
+//! background so request paths do not walk the keyspace.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -25,12 +27,15 @@ const SCAN_COUNT: usize = 2_000;
 /// not walked over and over: Redis spends at most ~1/30 of its time on it.
 const RESCAN_SPACING: u32 = 30;
 
-/// Lists the queues under a prefix, caching the answer for `ttl`.
+/// Lists the queues under a prefix: the last scan's answer (cached for
+/// `ttl`) with the registered queues added.
 ///
 /// Only the first call scans while the caller waits. Later, a caller that
-/// finds the answer older than `ttl` gets it at once and starts one scan in
-/// the background, so a request path never walks a large keyspace (a
-/// queue holding millions of jobs has millions of keys).
+/// finds the answer stale gets it at once and starts one scan in the
+/// background, so a request path never walks a large keyspace (a queue
+/// holding millions of jobs has millions of keys). Queues a Drover process
+/// wrote to or consumes are in the registry set and show up at once; other
+/// clients' new queues show up after the next scan.
 #[derive(Debug, Clone)]
 pub struct QueueDiscovery {
     inner: Arc<Inner>,
@@ -90,25 +95,14 @@ impl QueueDiscovery {
                     inner.refreshing.store(false, Ordering::Release);
                 });
             }
-            return Ok(Arc::clone(&scanned.queues));
+            let scanned = Arc::clone(&scanned.queues);
+            drop(cache);
+            return with_registered(&self.inner.conn, scanned).await;
         }
         let scanned = Scanned::take(&self.inner.conn).await?;
         let queues = Arc::clone(&scanned.queues);
         *cache = Some(scanned);
         Ok(queues)
-    }
-
-    /// Adds `queue` to the cached answer, if there is one and it lacks it
-    /// (a queue this process just wrote to shows up without a scan).
-    pub async fn note(&self, queue: &QueueName) {
-        let mut cache = self.inner.cache.lock().await;
-        if let Some(scanned) = cache.as_mut() {
-            if let Err(at_index) = scanned.queues.binary_search(queue) {
-                let mut grown = scanned.queues.to_vec();
-                grown.insert(at_index, queue.clone());
-                scanned.queues = grown.into();
-            }
-        }
     }
 
     /// Forgets the cached answer (after obliterating a queue), so the next
@@ -118,9 +112,34 @@ impl QueueDiscovery {
     }
 }
 
+/// `scanned` plus the queues in the registry set it lacks, sorted.
+async fn with_registered(conn: &Connection, scanned: Arc<[QueueName]>) -> Result<Arc<[QueueName]>> {
+    let registered = registered(conn).await?;
+    if registered.iter().all(|q| scanned.binary_search(q).is_ok()) {
+        return Ok(scanned);
+    }
+    let all: BTreeSet<QueueName> = scanned.iter().cloned().chain(registered).collect();
+    Ok(all.into_iter().collect::<Vec<_>>().into())
+}
+
+/// The queues in the registry set (names that are not queue names, which
+/// no Drover process writes, are skipped).
+async fn registered(conn: &Connection) -> Result<Vec<QueueName>> {
+    let names: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys::queue_registry(conn.prefix()))
+        .query_async(&mut conn.redis())
+        .await?;
+    Ok(names
+        .into_iter()
+        .filter_map(|n| QueueName::new(n).ok())
+        .collect())
+}
+
 impl Scanned {
     /// Scans the keyspace for queue `meta`/`id` keys, on every primary of
-    /// a cluster.
+    /// a cluster, and adds the registered queues that still exist (and
+    /// forgets those that do not: obliterated, or removed by another
+    /// client).
     async fn take(conn: &Connection) -> Result<Self> {
         let started = Instant::now();
         let prefix = conn.prefix();
@@ -128,6 +147,28 @@ impl Scanned {
         for key in scan(conn, &keys::discovery_pattern(prefix)).await? {
             if let Some(queue) = keys::queue_from_discovered_key(prefix, &key) {
                 found.insert(queue);
+            }
+        }
+        let unseen: Vec<QueueName> = registered(conn)
+            .await?
+            .into_iter()
+            .filter(|q| !found.contains(q))
+            .collect();
+        for queue in unseen {
+            let k = keys::queue(prefix, &queue);
+            let (meta, id): (bool, bool) = redis::pipe()
+                .exists(k.meta())
+                .exists(k.get("id"))
+                .query_async(&mut conn.redis())
+                .await?;
+            if meta || id {
+                found.insert(queue);
+            } else {
+                redis::cmd("SREM")
+                    .arg(keys::queue_registry(prefix))
+                    .arg(queue.as_str())
+                    .query_async::<()>(&mut conn.redis())
+                    .await?;
             }
         }
         let queues: Vec<QueueName> = found.into_iter().collect();

@@ -22,6 +22,13 @@ pub(crate) fn job_logs(keys: &QueueKeys, id: &str) -> String {
     format!("{}:logs", keys.job_key(id))
 }
 
+/// Set of the queues Drover processes have written to or consumed under a
+/// prefix, so a listing shows them at once; discovery's scans add the
+/// queues other clients made, and drop members that no longer exist.
+pub(crate) fn queue_registry(prefix: &str) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:queues")
+}
+
 /// Hash of live Drover worker processes under a prefix: field = worker id,
 /// value = the worker's heartbeat record (JSON).
 pub(crate) fn worker_registry(prefix: &str) -> String {

@@ -295,8 +295,35 @@ async fn discovery_answers_at_once_and_refreshes_in_the_background() {
         },
     )
     .await;
-    // A queue this process wrote to is noted at once.
+    // A queue a Drover process writes to is listed at once, stale scan or
+    // not; one gone (removed by another client) is dropped at the next
+    // scan.
     let three = queue("three");
-    discovery.note(&three).await;
+    let other = connect(&server).await;
+    add(&other, &three, "n", json!({}), json!({})).await;
     assert!(discovery.queues().await.unwrap().contains(&three));
+    let slow = QueueDiscovery::new(conn.clone(), Duration::from_secs(3600));
+    assert_eq!(slow.queues().await.unwrap().len(), 3);
+    let four = queue("four");
+    add(&other, &four, "n", json!({}), json!({})).await;
+    assert!(
+        slow.queues().await.unwrap().contains(&four),
+        "registered, though the scan is an hour fresh"
+    );
+    let mut r = server.conn().await;
+    redis::cmd("DEL")
+        .arg("bull:four:meta")
+        .arg("bull:four:id")
+        .arg("bull:four:wait")
+        .query_async::<()>(&mut r)
+        .await
+        .unwrap();
+    let fresh = QueueDiscovery::new(conn.clone(), Duration::ZERO);
+    assert!(!fresh.queues().await.unwrap().contains(&four));
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg("drover:bull:queues")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(!members.contains(&"four".to_string()), "{members:?}");
 }

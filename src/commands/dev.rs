@@ -125,7 +125,7 @@ pub(crate) async fn run(mut config: FileConfig, args: DevArgs) -> anyhow::Result
         &signals,
         || {
             info!(
-                "ready: enqueue with `curl -X POST http://{api_addr}/api/v1/queues/{}/jobs -H 'content-type: application/json' -d '{{\"name\":\"hello\"}}'` or `REDIS_URL={url} drover enqueue {} <name> --data '{{}}'`",
+                "ready: the dashboard is at http://{api_addr}/; enqueue with `curl -X POST http://{api_addr}/api/v1/queues/{}/jobs -H 'content-type: application/json' -d '{{\"name\":\"hello\"}}'` or `REDIS_URL={url} drover enqueue {} <name> --data '{{}}'`",
                 args.queue[0], args.queue[0]
             );
         },

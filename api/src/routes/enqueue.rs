@@ -114,10 +114,10 @@ pub(crate) async fn jobs_create(
     let fingerprint = req.fingerprint();
     let job = NewJob::from(req.value);
     job.validate()?;
-    let response = match idempotency_key(&headers, &caller, &queue)? {
+    match idempotency_key(&headers, &caller, &queue)? {
         None => {
             let id = producer::enqueue(&state.conn, &queue, &job).await?;
-            (StatusCode::CREATED, Json(Enqueued { id })).into_response()
+            Ok((StatusCode::CREATED, Json(Enqueued { id })).into_response())
         }
         Some(key) => {
             let added = idempotency::enqueue_idempotent(
@@ -130,11 +130,9 @@ pub(crate) async fn jobs_create(
             )
             .await?;
             let id = added.ids.into_iter().next().unwrap_or_default();
-            answer(added.replayed, Enqueued { id })
+            Ok(answer(added.replayed, Enqueued { id }))
         }
-    };
-    state.discovery.note(&queue).await;
-    Ok(response)
+    }
 }
 
 /// Add many jobs, all or nothing.
@@ -182,10 +180,10 @@ pub(crate) async fn jobs_create_bulk(
         job.validate()
             .map_err(|e| ApiError::unprocessable("invalid_input", format!("jobs[{i}]: {e}")))?;
     }
-    let response = match idempotency_key(&headers, &caller, &queue)? {
+    match idempotency_key(&headers, &caller, &queue)? {
         None => {
             let ids = producer::enqueue_bulk(&state.conn, &queue, &jobs).await?;
-            (StatusCode::CREATED, Json(BulkEnqueued { ids })).into_response()
+            Ok((StatusCode::CREATED, Json(BulkEnqueued { ids })).into_response())
         }
         Some(key) => {
             let added = idempotency::enqueue_idempotent(
@@ -197,11 +195,9 @@ pub(crate) async fn jobs_create_bulk(
                 &fingerprint,
             )
             .await?;
-            answer(added.replayed, BulkEnqueued { ids: added.ids })
+            Ok(answer(added.replayed, BulkEnqueued { ids: added.ids }))
         }
-    };
-    state.discovery.note(&queue).await;
-    Ok(response)
+    }
 }
 
 /// The `Idempotency-Key` header, if sent; `400` unless it is 1 to 255
