@@ -1,0 +1,432 @@
+//! The autoscaler end to end with the process actuator: `drover serve`
+//! runs the control loop, `drover worker --supervise` starts and drains
+//! `drover worker` processes, the test adds `echo` jobs that take 50 ms.
+//! Decision times are read from what the leader recorded in Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use queue_core::autoscale::{self, Decision, Direction, QueueStatus};
+use queue_core::inspect;
+use queue_core::producer::{self, JobOptions, NewJob};
+use queue_core::{Connection, QueueName, RedisSettings, now_ms};
+use serde_json::json;
+use support::{Drover, event_counts, free_port, wait_healthy};
+use testkit::{Check, ChildGuard, RedisServer, wait_until};
+
+/// `drover serve` and a supervisor on a fresh Redis, with `config`.
+struct Rig {
+    server: RedisServer,
+    drover: Drover,
+    conn: Connection,
+    config: String,
+    _serve: ChildGuard,
+}
+
+impl Rig {
+    async fn start(config: &str) -> Self {
+        let server = RedisServer::start().await;
+        let drover = Drover::new(&server);
+        let path = drover.dir.path().join("drover.toml");
+        std::fs::write(&path, config).unwrap();
+        let config = path.display().to_string();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let serve = drover.spawn(
+            "serve",
+            &["serve", "--addr", &addr, "--migrate", "--config", &config],
+        );
+        wait_healthy(&addr, "drover serve healthy").await;
+        let conn = Connection::connect(RedisSettings::for_url(server.url()).unwrap())
+            .await
+            .unwrap();
+        Self {
+            server,
+            drover,
+            conn,
+            config,
+            _serve: serve,
+        }
+    }
+
+    fn supervise(&self, queue: &str, concurrency: &str, processes: &str) -> ChildGuard {
+        self.drover.spawn(
+            "supervisor",
+            &[
+                "worker",
+                "--supervise",
+                "--queue",
+                queue,
+                "--concurrency",
+                concurrency,
+                "--processes",
+                processes,
+                "--config",
+                &self.config,
+            ],
+        )
+    }
+
+    async fn status(&self, queue: &str) -> Option<QueueStatus> {
+        autoscale::queue_status(&self.conn, &QueueName::new(queue).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the leader reports `desired` and `actual` for `queue`.
+    async fn wait_workers(&self, queue: &str, desired: u32, actual: u32, within: Duration) {
+        wait_until(
+            &format!("{queue}: desired {desired}, actual {actual}"),
+            within,
+            || async {
+                match self.status(queue).await {
+                    Some(s) if s.desired == Some(desired) && s.actual == actual => Check::Done(()),
+                    other => Check::NotYet(format!(
+                        "{:?}",
+                        other.map(|s| (s.desired, s.actual, s.signals.backlog, s.reason))
+                    )),
+                }
+            },
+        )
+        .await;
+    }
+
+    async fn decisions(&self, queue: &str) -> Vec<Decision> {
+        let mut d = autoscale::recent_decisions(
+            &self.conn,
+            Some(&QueueName::new(queue).unwrap()),
+            autoscale::MAX_DECISIONS,
+        )
+        .await
+        .unwrap();
+        d.reverse();
+        d
+    }
+
+    async fn add(&self, queue: &str, n: usize, data: serde_json::Value) {
+        let q = QueueName::new(queue).unwrap();
+        let jobs: Vec<NewJob> = (0..n)
+            .map(|_| NewJob {
+                name: "echo".into(),
+                data: data.clone(),
+                opts: JobOptions::default(),
+            })
+            .collect();
+        for chunk in jobs.chunks(producer::MAX_BULK_JOBS) {
+            producer::enqueue_bulk(&self.conn, &q, chunk).await.unwrap();
+        }
+    }
+}
+
+/// Must show: a burst of 20,000 50-ms jobs takes the workers from min to
+/// max within 2 s of the burst (decision times recorded by the leader),
+/// the backlog drains, and the workers go back to min only after the
+/// scale-down stabilization window.
+#[tokio::test]
+async fn a_burst_scales_from_min_to_max_fast_and_back_after_the_window() {
+    const WINDOW_SECS: u64 = 15;
+    let rig = Rig::start(&format!(
+        r#"
+[worker]
+heartbeat_interval_ms = 1000
+[supervise]
+poll_interval_ms = 200
+[autoscaler]
+interval_ms = 500
+lease_ttl_ms = 3000
+[autoscaler.queue.burst]
+actuator = "process"
+min_workers = 1
+max_workers = 8
+target_backlog_per_slot = 10
+[autoscaler.queue.burst.scale_down]
+stabilization_window_secs = {WINDOW_SECS}
+policies = [{{ type = "percent", value = 100, period_secs = 1 }}]
+"#
+    ))
+    .await;
+    let mut supervisor = rig.supervise("burst", "10", "1");
+    rig.wait_workers("burst", 1, 1, Duration::from_secs(30))
+        .await;
+
+    let burst_ms = now_ms();
+    rig.add("burst", 20_000, json!({ "sleep_ms": 50 })).await;
+    let added_ms = now_ms();
+    rig.wait_workers("burst", 8, 8, Duration::from_secs(30))
+        .await;
+    let decisions = rig.decisions("burst").await;
+    let reached = decisions
+        .iter()
+        .find(|d| d.at_ms >= burst_ms && d.to == 8)
+        .unwrap_or_else(|| panic!("no decision to 8: {decisions:#?}"));
+    let took = reached.at_ms - burst_ms;
+    eprintln!(
+        "burst: 20,000 jobs added in {} ms; max (8) decided {took} ms after the burst began; decisions: {:?}",
+        added_ms - burst_ms,
+        decisions
+            .iter()
+            .map(|d| (d.at_ms.saturating_sub(burst_ms), d.from, d.to))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        took <= 2_000,
+        "max reached {took} ms after the burst: {decisions:#?}"
+    );
+    assert!(
+        decisions
+            .iter()
+            .filter(|d| d.at_ms >= burst_ms && d.at_ms <= reached.at_ms)
+            .all(|d| d.direction == Direction::Up),
+        "{decisions:#?}"
+    );
+
+    let q = QueueName::new("burst").unwrap();
+    let drained = wait_until("the burst drained", Duration::from_secs(180), || async {
+        let counts = inspect::queue_counts(&rig.conn, std::slice::from_ref(&q))
+            .await
+            .unwrap();
+        let c = &counts[0].1;
+        if c.completed == 20_000 && c.waiting + c.active + c.prioritized + c.delayed == 0 {
+            Check::Done(now_ms())
+        } else {
+            Check::NotYet(format!("{c:?}"))
+        }
+    })
+    .await;
+    eprintln!("burst drained {} ms after it began", drained - burst_ms);
+    assert_eq!(
+        inspect::queue_counts(&rig.conn, std::slice::from_ref(&q))
+            .await
+            .unwrap()[0]
+            .1
+            .failed,
+        0
+    );
+
+    rig.wait_workers("burst", 1, 1, Duration::from_secs(WINDOW_SECS + 60))
+        .await;
+    let decisions = rig.decisions("burst").await;
+    let down = decisions
+        .iter()
+        .find(|d| d.at_ms > reached.at_ms && d.direction == Direction::Down)
+        .expect("a scale-down decision");
+    let history = autoscale::worker_history(&rig.conn, &q, autoscale::MAX_HISTORY)
+        .await
+        .unwrap();
+    let last_high = history
+        .iter()
+        .filter(|s| s.at_ms < down.at_ms && s.recommended >= 8)
+        .map(|s| s.at_ms)
+        .max()
+        .expect("samples recommending the maximum");
+    eprintln!(
+        "scale-down to {} at {} ms after the last recommendation of 8 (window {WINDOW_SECS} s): {}",
+        down.to,
+        down.at_ms - last_high,
+        down.reason
+    );
+    assert!(
+        down.at_ms - last_high >= WINDOW_SECS * 1_000 - 600,
+        "scaled down {} ms after the last high recommendation, before the {WINDOW_SECS} s window",
+        down.at_ms - last_high
+    );
+    let log = rig.drover.log("supervisor");
+    assert!(
+        !log.contains("exited unexpectedly"),
+        "every process left by draining:\n{log}"
+    );
+    supervisor.signal(Signal::SIGTERM);
+    supervisor.wait_exit(Duration::from_secs(30)).await;
+}
+
+/// Must show: scale-down during long jobs loses none and runs none twice.
+/// Three processes hold two 4-second jobs each when the maximum drops to
+/// one: two processes drain (finish their jobs, then exit).
+#[tokio::test]
+async fn scale_down_during_long_jobs_loses_none_and_runs_none_twice() {
+    let rig = Rig::start(
+        r#"
+[worker]
+heartbeat_interval_ms = 500
+[supervise]
+poll_interval_ms = 200
+[autoscaler]
+interval_ms = 300
+lease_ttl_ms = 3000
+[autoscaler.queue.long]
+actuator = "process"
+min_workers = 1
+max_workers = 3
+target_backlog_per_slot = 1
+[autoscaler.queue.long.scale_down]
+stabilization_window_secs = 0
+policies = [{ type = "percent", value = 100, period_secs = 1 }]
+"#,
+    )
+    .await;
+    let mut supervisor = rig.supervise("long", "2", "1");
+    rig.wait_workers("long", 1, 1, Duration::from_secs(30))
+        .await;
+    rig.add("long", 6, json!({ "sleep_ms": 4_000 })).await;
+    rig.wait_workers("long", 3, 3, Duration::from_secs(20))
+        .await;
+    wait_until("six jobs active", Duration::from_secs(20), || async {
+        match support::active_len(&rig.server, "long").await {
+            6 => Check::Done(()),
+            n => Check::NotYet(format!("{n} active")),
+        }
+    })
+    .await;
+    // A bad policy is a usage error, one line, nothing written.
+    let out = rig
+        .drover
+        .run(&[
+            "autoscaler",
+            "set",
+            "long",
+            "--policy",
+            r#"{"min_workers": 3, "max_workers": 1}"#,
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
+    rig.drover
+        .ok(&[
+            "autoscaler",
+            "set",
+            "long",
+            "--policy",
+            r#"{"actuator": "process", "max_workers": 1, "target_backlog_per_slot": 1,
+                "scale_down": {"stabilization_window_secs": 0}}"#,
+        ])
+        .await;
+    rig.wait_workers("long", 1, 1, Duration::from_secs(30))
+        .await;
+    rig.server
+        .wait_count("long", "completed", 6, Duration::from_secs(30))
+        .await;
+    let completions = event_counts(&rig.server, "long", "completed").await;
+    assert_eq!(completions.len(), 6, "{completions:?}");
+    assert!(completions.values().all(|n| *n == 1), "{completions:?}");
+    for id in completions.keys() {
+        let h = rig.server.job_hash("long", id).await;
+        assert_eq!(h["ats"], "1", "job {id} started once: {h:?}");
+        assert_eq!(h["atm"], "1", "job {id} finished once: {h:?}");
+    }
+    let log = wait_until("two processes drained", Duration::from_secs(20), || async {
+        let log = rig.drover.log("supervisor");
+        match log.matches("worker process drained and exited").count() {
+            2 => Check::Done(log),
+            n => Check::NotYet(format!("{n} drained")),
+        }
+    })
+    .await;
+    assert!(
+        !log.contains("handed_back=1") && !log.contains("handed_back=2"),
+        "{log}"
+    );
+    let table = rig.drover.ok(&["autoscaler"]).await;
+    assert!(
+        table.contains("long") && table.contains("3 -> 1"),
+        "{table}"
+    );
+    supervisor.signal(Signal::SIGTERM);
+    supervisor.wait_exit(Duration::from_secs(30)).await;
+}
+
+/// Must show: steady load at half capacity for two minutes makes no scale
+/// change. Two processes of four slots run 50-ms jobs (160 jobs/s); the
+/// test adds 80 jobs/s, evenly.
+#[tokio::test]
+async fn steady_load_at_half_capacity_for_two_minutes_changes_nothing() {
+    let rig = Rig::start(
+        r#"
+[worker]
+heartbeat_interval_ms = 1000
+[supervise]
+poll_interval_ms = 200
+[autoscaler]
+interval_ms = 500
+lease_ttl_ms = 3000
+[autoscaler.queue.steady]
+actuator = "process"
+min_workers = 2
+max_workers = 8
+target_backlog_per_slot = 10
+"#,
+    )
+    .await;
+    let mut supervisor = rig.supervise("steady", "4", "2");
+    rig.wait_workers("steady", 2, 2, Duration::from_secs(30))
+        .await;
+    let started = now_ms();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut added = 0usize;
+    let mut most_waiting = 0u64;
+    while now_ms() - started < 120_000 {
+        tick.tick().await;
+        rig.add("steady", 4, json!({ "sleep_ms": 50 })).await;
+        added += 4;
+        if added % 400 == 0 {
+            let s = rig.status("steady").await.unwrap();
+            most_waiting = most_waiting.max(s.signals.backlog);
+        }
+    }
+    let ended = now_ms();
+    let q = QueueName::new("steady").unwrap();
+    let completed = wait_until("the load drained", Duration::from_secs(30), || async {
+        let c = inspect::queue_counts(&rig.conn, std::slice::from_ref(&q))
+            .await
+            .unwrap()[0]
+            .1
+            .clone();
+        if c.waiting + c.active == 0 {
+            Check::Done(c.completed)
+        } else {
+            Check::NotYet(format!("{c:?}"))
+        }
+    })
+    .await;
+    let rate = added as f64 / ((ended - started) as f64 / 1_000.0);
+    let changes: Vec<Decision> = rig
+        .decisions("steady")
+        .await
+        .into_iter()
+        .filter(|d| d.at_ms >= started)
+        .collect();
+    let history = autoscale::worker_history(&rig.conn, &q, autoscale::MAX_HISTORY)
+        .await
+        .unwrap();
+    let during: Vec<_> = history
+        .iter()
+        .filter(|s| s.at_ms >= started && s.at_ms <= ended)
+        .collect();
+    eprintln!(
+        "steady: {added} jobs in {} s ({rate:.0}/s), {completed} completed, largest backlog seen {most_waiting}, {} samples, recommendations {:?}",
+        (ended - started) / 1_000,
+        during.len(),
+        during
+            .iter()
+            .map(|s| s.recommended)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(
+        changes.is_empty(),
+        "no scale change under steady load: {changes:#?}"
+    );
+    assert!(during.iter().all(|s| s.desired == 2), "desired stayed 2");
+    assert!(
+        during.len() > 200,
+        "the leader ticked all along: {}",
+        during.len()
+    );
+    assert_eq!(completed as usize, added);
+    supervisor.signal(Signal::SIGTERM);
+    supervisor.wait_exit(Duration::from_secs(30)).await;
+}
