@@ -430,3 +430,65 @@ target_backlog_per_slot = 10
     supervisor.signal(Signal::SIGTERM);
     supervisor.wait_exit(Duration::from_secs(30)).await;
 }
+
+/// The concurrency actuator: two running `drover worker` processes share
+/// the slots the autoscaler wants, live, and go back down after the
+/// window; no process restarts.
+#[tokio::test]
+async fn the_concurrency_actuator_shares_slots_among_running_workers() {
+    let rig = Rig::start(
+        r#"
+[worker]
+heartbeat_interval_ms = 300
+autoscaler_poll_ms = 200
+[autoscaler]
+interval_ms = 300
+lease_ttl_ms = 3000
+[autoscaler.queue.conc]
+actuator = "concurrency"
+min_workers = 2
+max_workers = 12
+target_backlog_per_slot = 10
+[autoscaler.queue.conc.scale_down]
+stabilization_window_secs = 3
+policies = [{ type = "percent", value = 100, period_secs = 1 }]
+"#,
+    )
+    .await;
+    let worker = |label: &str| {
+        rig.drover.spawn_worker(
+            label,
+            &[
+                "--queue",
+                "conc",
+                "--concurrency",
+                "1",
+                "--config",
+                &rig.config,
+            ],
+        )
+    };
+    let _w1 = worker("w1");
+    let _w2 = worker("w2");
+    rig.wait_workers("conc", 2, 2, Duration::from_secs(30))
+        .await;
+    rig.add("conc", 3_000, json!({ "sleep_ms": 50 })).await;
+    rig.wait_workers("conc", 12, 12, Duration::from_secs(30))
+        .await;
+    for label in ["w1", "w2"] {
+        let log = rig.drover.log(label);
+        assert!(
+            log.contains("autoscaler: concurrency changed") && log.contains("to=6"),
+            "{label} took its share of 6:\n{log}"
+        );
+    }
+    rig.server
+        .wait_count("conc", "completed", 3_000, Duration::from_secs(120))
+        .await;
+    rig.wait_workers("conc", 2, 2, Duration::from_secs(60))
+        .await;
+    for label in ["w1", "w2"] {
+        let log = rig.drover.log(label);
+        assert_eq!(log.matches("consuming").count(), 1, "no restart:\n{log}");
+    }
+}
