@@ -179,7 +179,7 @@ pub(crate) async fn autoscaler_queues_delete(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct HistoryParams {
-    /// The newest samples returned, 1 to 3600 (default 600).
+    /// The newest samples returned, 1 to 7200 (default 600).
     last: Option<usize>,
 }
 
@@ -208,7 +208,7 @@ pub(crate) async fn autoscaler_history_get(
     if !(1..=autoscale::MAX_HISTORY).contains(&last) {
         return Err(ApiError::unprocessable(
             "invalid_input",
-            "last must be 1 to 3600",
+            "last must be 1 to 7200",
         ));
     }
     let samples = autoscale::worker_history(&state.conn, &queue, last).await?;

@@ -146,7 +146,6 @@ async fn one(
         &config,
         format!(
             "[worker]\nheartbeat_interval_ms = 1000\n[supervise]\npoll_interval_ms = 200\n\
-             [autoscaler]\ninterval_ms = 1000\n\
              [autoscaler.queue.{QUEUE}]\nactuator = \"process\"\nmin_workers = 1\nmax_workers = {}\n",
             args.max
         ),

@@ -19,8 +19,9 @@ use crate::names::QueueName;
 
 /// Most decisions one read returns.
 pub const MAX_DECISIONS: usize = 1_000;
-/// Most history samples one read returns (an hour at one tick a second).
-pub const MAX_HISTORY: usize = 3_600;
+/// Most history samples one read returns (an hour at the default two
+/// ticks a second).
+pub const MAX_HISTORY: usize = 7_200;
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T> {
     serde_json::from_str(raw)

@@ -44,13 +44,13 @@ impl Default for AutoscalerConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            interval_ms: 1_000,
+            interval_ms: 500,
             lease_ttl_ms: 5_000,
             heartbeat_timeout_ms: 15_000,
             rate_window_ms: 10_000,
             discovery_interval_ms: 10_000,
             decisions_kept: 1_000,
-            history_samples: 3_600,
+            history_samples: 7_200,
             kubernetes: KubernetesConfig::default(),
             default: None,
             queue: BTreeMap::new(),
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn defaults_resolve_and_mistakes_name_the_table() {
         let s = AutoscalerConfig::default().resolve().unwrap();
-        assert_eq!(s.interval, Duration::from_secs(1));
+        assert_eq!(s.interval, Duration::from_millis(500));
         let text = "[queue.emails]\nmin_workers = 4\nmax_workers = 2\n";
         let bad: AutoscalerConfig = toml::from_str(text).unwrap();
         let err = bad.resolve().unwrap_err();
@@ -185,6 +185,7 @@ mod tests {
             "{err}"
         );
         let short = AutoscalerConfig {
+            interval_ms: 800,
             lease_ttl_ms: 1_000,
             ..AutoscalerConfig::default()
         };
