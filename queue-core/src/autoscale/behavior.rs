@@ -18,7 +18,8 @@
 
 use std::collections::VecDeque;
 
-use super::policy::{Policy, Rules, Select, StepKind};
+use super::policy::Policy;
+use super::rules::{Rules, Select, StepKind};
 
 /// One queue's scaling memory: recent recommendations and changes.
 #[derive(Debug, Clone, Default)]

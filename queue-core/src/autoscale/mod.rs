@@ -18,16 +18,14 @@ mod rates;
 mod read;
 mod recommend;
 mod record;
+mod rules;
 mod signals;
 mod supervisors;
 
 pub use assign::share;
 pub use behavior::{Behavior, Outcome};
 pub use lease::{Lease, Retention, Tick, publish};
-pub use policy::{
-    Actuator, MAX_WINDOW_SECS, MAX_WORKERS, Policy, PolicySpec, Rules, RulesSpec, Select, StepKind,
-    StepPolicy,
-};
+pub use policy::{Actuator, MAX_WORKERS, Policy, PolicySpec};
 pub use rates::{RateWindow, Rates};
 pub use read::{
     MAX_DECISIONS, MAX_HISTORY, api_policies, api_policy, desired_states, leader, put_policy,
@@ -38,6 +36,7 @@ pub use record::{
     AutoscalerStatus, Decision, DesiredState, Direction, HistorySample, LeaderInfo, PolicySource,
     QueueStatus, SignalsView,
 };
+pub use rules::{MAX_WINDOW_SECS, Rules, RulesSpec, Select, StepKind, StepPolicy};
 pub use signals::{QueueSample, read_samples};
 pub use supervisors::{
     SupervisedQueue, SupervisorInfo, deregister_supervisor, live_supervisors, supervisor_heartbeat,

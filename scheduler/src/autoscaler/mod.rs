@@ -11,8 +11,10 @@
 //! processes, and for the kubernetes actuator the leader itself sets the
 //! Deployment's replicas after the write succeeded.
 
+mod actuate;
 mod config;
 mod kubernetes;
+mod memory;
 mod metrics;
 mod tick;
 
@@ -29,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use self::tick::Leading;
+use self::memory::Leading;
 
 /// The control loop of one `drover serve`.
 #[derive(Debug)]

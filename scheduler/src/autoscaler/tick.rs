@@ -1,50 +1,24 @@
 //! One control tick of the leader.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use queue_core::autoscale::{
-    self, Actuator, Behavior, Decision, DesiredState, Direction, HistorySample, Lease, Policy,
-    PolicySource, PolicySpec, QueueSample, QueueStatus, RateWindow, Rates, SignalsView,
-    SupervisorInfo, Tick,
+    self, Actuator, Decision, DesiredState, Direction, HistorySample, Policy, PolicySource,
+    PolicySpec, QueueSample, QueueStatus, Rates, SignalsView, SupervisorInfo, Tick,
 };
 use queue_core::registry::{self, WorkerInfo};
 use queue_core::{QueueDiscovery, QueueError, QueueName, now_ms};
 use tracing::info;
 
 use super::Autoscaler;
-use super::kubernetes::Scale;
+use super::actuate::{actuate_kubernetes, read_scale};
+use super::memory::{Leading, QueueControl, seed};
 
 /// Heartbeat records older than this are deleted when read.
 const FORGET_AFTER: Duration = Duration::from_secs(24 * 3_600);
 
-/// A leader's memory: its lease and each scaled queue's state.
-#[derive(Debug)]
-pub(super) struct Leading {
-    pub(super) lease: Lease,
-    pub(super) renewed: Instant,
-    queues: HashMap<QueueName, QueueControl>,
-}
-
-impl Leading {
-    pub(super) fn new(lease: Lease) -> Self {
-        Self {
-            lease,
-            renewed: Instant::now(),
-            queues: HashMap::new(),
-        }
-    }
-}
-
-#[derive(Debug)]
-struct QueueControl {
-    rates: RateWindow,
-    behavior: Behavior,
-    desired: Option<u32>,
-    scale: Option<Scale>,
-}
-
-type Effective = BTreeMap<QueueName, (PolicySpec, Policy, PolicySource)>;
+pub(super) type Effective = BTreeMap<QueueName, (PolicySpec, Policy, PolicySource)>;
 
 /// Runs one tick; `Ok(false)` when the lease turned out to be lost. An
 /// error carries the stage it happened in.
@@ -258,41 +232,6 @@ async fn effective_policies(
     Ok(out)
 }
 
-/// A new leader's memory of a queue: the published desired count, and
-/// the recommendations of the scale-down window from the history, so a
-/// takeover does not scale down early.
-async fn seed(a: &Autoscaler, queue: &QueueName, policy: &Policy) -> QueueControl {
-    let mut control = QueueControl {
-        rates: RateWindow::new(
-            u64::try_from(a.settings.rate_window.as_millis()).unwrap_or(u64::MAX),
-        ),
-        behavior: Behavior::default(),
-        desired: None,
-        scale: None,
-    };
-    let window_ms = 1_000 * u64::from(policy.scale_down.stabilization_window_secs);
-    let interval_ms = u64::try_from(a.settings.interval.as_millis())
-        .unwrap_or(1)
-        .max(1);
-    let samples = usize::try_from(window_ms / interval_ms + 1).unwrap_or(usize::MAX);
-    match autoscale::desired_states(&a.conn, std::slice::from_ref(queue)).await {
-        Ok(states) => {
-            control.desired = states.into_iter().flatten().next().map(|d| d.workers);
-        }
-        Err(e) => a.survived("signals", &e),
-    }
-    match autoscale::worker_history(&a.conn, queue, samples).await {
-        Ok(history) => {
-            let from = now_ms().saturating_sub(window_ms);
-            for s in history.iter().filter(|s| s.at_ms >= from) {
-                control.behavior.remember(s.at_ms, s.recommended);
-            }
-        }
-        Err(e) => a.survived("signals", &e),
-    }
-    control
-}
-
 struct Decided {
     desired: u32,
     recommended: u32,
@@ -397,62 +336,4 @@ fn record_unscaled(
         signals: view,
         at_ms: now,
     });
-}
-
-fn namespace<'a>(a: &'a Autoscaler, policy: &'a Policy) -> Option<&'a str> {
-    policy
-        .namespace
-        .as_deref()
-        .or_else(|| a.kube.as_ref().map(|k| k.default_namespace()))
-}
-
-async fn read_scale(a: &Autoscaler, policy: &Policy) -> Option<Scale> {
-    let Some(kube) = &a.kube else {
-        a.survived(
-            "kubernetes",
-            &"a policy uses the kubernetes actuator but no Kubernetes API is configured",
-        );
-        return None;
-    };
-    let (ns, deployment) = (namespace(a, policy)?, policy.deployment.as_deref()?);
-    match kube.get_scale(ns, deployment).await {
-        Ok(scale) => Some(scale),
-        Err(e) => {
-            a.survived("kubernetes", &e);
-            None
-        }
-    }
-}
-
-/// Sets each kubernetes-actuated Deployment whose replicas differ from
-/// the desired count just published.
-async fn actuate_kubernetes(a: &Autoscaler, lead: &Leading, policies: &Effective) {
-    let Some(kube) = &a.kube else { return };
-    for (queue, (_, policy, _)) in policies {
-        if policy.actuator != Actuator::Kubernetes {
-            continue;
-        }
-        let Some(control) = lead.queues.get(queue) else {
-            continue;
-        };
-        let (Some(desired), Some(scale)) = (control.desired, &control.scale) else {
-            continue;
-        };
-        let (Some(ns), Some(deployment)) = (namespace(a, policy), policy.deployment.as_deref())
-        else {
-            continue;
-        };
-        if scale.desired == desired {
-            continue;
-        }
-        match kube
-            .set_replicas(ns, deployment, desired, scale.resource_version.as_deref())
-            .await
-        {
-            Ok(()) => {
-                info!(queue = %queue, deployment, from = scale.desired, to = desired, "autoscaler: deployment scaled")
-            }
-            Err(e) => a.survived("kubernetes", &e),
-        }
-    }
 }
