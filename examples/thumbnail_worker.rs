@@ -73,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
         shutdown_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(5),
+        autoscaler_poll: None,
     };
     let metrics = Arc::new(WorkerMetrics::unregistered());
     let pool = WorkerPool::start(

@@ -95,6 +95,9 @@ pub(crate) enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show the autoscaler: leader, each queue's workers wanted and
+    /// present, recent decisions; set or remove a queue's policy.
+    Autoscaler(AutoscalerArgs),
     /// Add a job to a queue; prints its id.
     Enqueue(EnqueueArgs),
     /// List the queues under the prefix with their counts.
@@ -175,6 +178,18 @@ pub(crate) struct WorkerArgs {
     /// Stalls allowed before a job fails.
     #[arg(long, value_name = "N")]
     pub(crate) max_stalled_count: Option<u32>,
+    /// Run no jobs here: start and drain `drover worker` processes per
+    /// queue to the count the autoscaler wants (process actuator).
+    #[arg(long)]
+    pub(crate) supervise: bool,
+    /// With --supervise: processes per queue until the autoscaler says
+    /// otherwise (overrides `[supervise] processes`).
+    #[arg(long, value_name = "N", requires = "supervise")]
+    pub(crate) processes: Option<u32>,
+    /// With --supervise: how long a draining process may take to finish
+    /// its jobs, in ms (overrides `[supervise] drain_timeout_ms`).
+    #[arg(long, value_name = "MS", requires = "supervise")]
+    pub(crate) drain_timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -585,4 +600,49 @@ pub(crate) struct WorkflowRunArgs {
 pub(crate) struct WorkflowRunIdArg {
     /// The run id.
     pub(crate) run: String,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct AutoscalerArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<AutoscalerCommand>,
+    /// Decisions shown (newest first).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub(crate) decisions: usize,
+    /// Print JSON (as GET /api/v1/autoscaler) instead of tables.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AutoscalerCommand {
+    /// Set a queue's policy (overrides the config file's), as JSON with
+    /// the fields of `[autoscaler.queue.<name>]`.
+    Set(AutoscalerSetArgs),
+    /// Remove a queue's policy set with `set` or the API.
+    Rm(QueueArg),
+    /// A queue's desired vs actual workers, one sample per tick.
+    History(AutoscalerHistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AutoscalerSetArgs {
+    /// The queue.
+    pub(crate) queue: String,
+    /// The policy, e.g. '{"actuator":"process","min_workers":1,"max_workers":8}'.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) policy: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AutoscalerHistoryArgs {
+    /// The queue.
+    pub(crate) queue: String,
+    /// Samples, newest last.
+    #[arg(long, default_value_t = 60, value_name = "N")]
+    pub(crate) last: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use drover_api::{ApiConfig, ApiSettings};
 use drover_dashboard::{DashboardConfig, DashboardSettings};
 use drover_scheduler::SchedulerConfig;
-use drover_worker::WorkerConfig;
+use drover_scheduler::autoscaler::AutoscalerConfig;
 use drover_worker::builtin::{CacheWarmConfig, HttpHandlerConfig};
+use drover_worker::{SuperviseConfig, WorkerConfig};
 use queue_core::schedule::{Schedule, ScheduleSpec};
 use queue_core::store::{StoreConfig, StoreSettings};
 use queue_core::workflow::{Workflow, WorkflowDefinition};
@@ -32,6 +33,10 @@ pub(crate) struct FileConfig {
     pub(crate) worker: WorkerConfig,
     pub(crate) handler: HandlerConfig,
     pub(crate) scheduler: SchedulerConfig,
+    /// `[autoscaler]`: the control loop of `drover serve`.
+    pub(crate) autoscaler: AutoscalerConfig,
+    /// `[supervise]`: `drover worker --supervise`.
+    pub(crate) supervise: SuperviseConfig,
     /// `[[schedule]]` entries: periodic jobs the scheduler keeps in Redis.
     pub(crate) schedule: Vec<ScheduleSpec>,
     /// `[[workflow]]` entries: workflow types the scheduler registers.
@@ -224,6 +229,8 @@ impl FileConfig {
         if args.metrics_addr.is_some() {
             self.metrics.addr = args.metrics_addr.clone();
         }
+        set(&mut self.supervise.processes, args.processes);
+        set(&mut self.supervise.drain_timeout_ms, args.drain_timeout);
     }
 }
 
@@ -250,6 +257,9 @@ mod tests {
         assert!(config.handler.cache_warm.is_configured());
         let workflows = config.workflows().unwrap();
         assert_eq!(workflows[0].order(), ["fetch", "render", "publish"]);
+        let autoscaler = config.autoscaler.resolve().unwrap();
+        assert_eq!(autoscaler.queues.len(), 2);
+        config.supervise.validate().unwrap();
     }
 
     #[test]

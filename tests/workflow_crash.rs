@@ -160,6 +160,7 @@ async fn workflow_worker_process() {
         }],
         shutdown_timeout: Duration::from_secs(5),
         heartbeat_interval: Duration::from_secs(1),
+        autoscaler_poll: None,
     };
     let _pool = WorkerPool::start(
         &conn,

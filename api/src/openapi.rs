@@ -34,6 +34,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
         (name = "cache", description = "Warmed cache keys"),
         (name = "system", description = "Health, readiness, metrics, workers, audit log"),
         (name = "workflows", description = "Workflow types (DAGs of steps, each a job), their runs, checkpoints and events"),
+        (name = "autoscaler", description = "Workers per queue from depth and latency: status, decisions, history, policies"),
     )
 )]
 struct ApiDoc;

@@ -60,6 +60,11 @@ const NEEDS: &[(&str, Need)] = &[
     // (`emails` in `signup_run`).
     ("workflow_runs_create", Need::Enqueue),
     ("workflow_checkpoints_put", Need::Enqueue),
+    ("autoscaler_get", Need::Read),
+    ("autoscaler_queues_get", Need::Read),
+    ("autoscaler_history_get", Need::Read),
+    ("autoscaler_queues_put", Need::Admin),
+    ("autoscaler_queues_delete", Need::Admin),
 ];
 
 /// Every operation of the document: (method, concrete path, operation id);

@@ -193,6 +193,10 @@ pub enum QueueError {
         /// What was attempted.
         action: &'static str,
     },
+    /// An autoscaling policy is unusable (min above max, an unknown
+    /// actuator, a step policy of 0, ...); the message names the field.
+    #[error("invalid autoscaling policy: {0}")]
+    InvalidAutoscalePolicy(String),
     /// Another writer held the schedule lease for too long.
     #[error("schedules are being changed by another writer; retry shortly")]
     ScheduleBusy,
@@ -248,7 +252,8 @@ impl QueueError {
             | Self::InvalidApiKeyName { .. }
             | Self::InvalidScope { .. }
             | Self::InvalidSchedule(_)
-            | Self::InvalidWorkflow(_) => ErrorKind::InvalidInput,
+            | Self::InvalidWorkflow(_)
+            | Self::InvalidAutoscalePolicy(_) => ErrorKind::InvalidInput,
             Self::QueueNotFound { .. }
             | Self::JobNotFound { .. }
             | Self::ApiKeyNotFound { .. }

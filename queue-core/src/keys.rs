@@ -80,6 +80,24 @@ pub(crate) fn cache_manifest(prefix: &str, target: &str) -> String {
     format!("{DROVER_NAMESPACE}:{prefix}:cache:{target}:keys")
 }
 
+/// One of the autoscaler's keys. They all share the `{autoscale}` hash tag
+/// (the first `{...}` of every one of them lies in the shared
+/// `drover:<prefix>:{autoscale}:` part), so the lease scripts that touch
+/// several of them work on Redis Cluster too. `part` is one of `leader`,
+/// `fence`, `policies`, `desired`, `status`, `decisions`, `supervisors`.
+pub(crate) fn autoscale(prefix: &str, part: &str) -> String {
+    format!("{DROVER_NAMESPACE}:{prefix}:{{autoscale}}:{part}")
+}
+
+/// The autoscaler's history of one queue: a list of samples (desired,
+/// actual, recommended), newest first.
+pub(crate) fn autoscale_history(prefix: &str, queue: &QueueName) -> String {
+    format!(
+        "{DROVER_NAMESPACE}:{prefix}:{{autoscale}}:history:{}",
+        queue.as_str()
+    )
+}
+
 /// The SCAN pattern whose matches include every queue under `prefix`:
 /// every queue has a `meta` hash (written by any Queue or script) or an
 /// `id` counter (written by every add). One glob covers both suffixes
@@ -187,5 +205,15 @@ mod tests {
     fn drover_keys_cannot_be_bullmq_keys_of_an_allowed_prefix() {
         // `drover` is refused as a BullMQ prefix, so this key is ours alone.
         assert!(worker_registry("bull").starts_with("drover:"));
+    }
+
+    #[test]
+    fn autoscaler_keys_share_one_slot() {
+        let q = QueueName::new("{t1}").unwrap();
+        for prefix in ["bull", "{bull}", "a{b"] {
+            let leader = cluster_slot(&autoscale(prefix, "leader"));
+            assert_eq!(leader, cluster_slot(&autoscale(prefix, "decisions")));
+            assert_eq!(leader, cluster_slot(&autoscale_history(prefix, &q)));
+        }
     }
 }

@@ -26,6 +26,7 @@ mod retry;
 mod state;
 
 pub mod admin;
+pub mod autoscale;
 pub mod cache;
 pub mod config;
 pub mod consumer;

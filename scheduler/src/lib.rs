@@ -22,7 +22,13 @@
 //! The same process runs the workflow [`Orchestrator`], which moves
 //! workflow runs forward step by step (the engine is
 //! `queue_core::workflow`).
+//!
+//! The crate also holds the [`autoscaler`]'s control loop, which
+//! `drover serve` runs: like the reconciler it is a control-plane loop
+//! over Redis with a lease, so it lives here rather than in a crate of its
+//! own.
 
+pub mod autoscaler;
 mod orchestrator;
 
 pub use orchestrator::{Orchestrator, OrchestratorMetrics};

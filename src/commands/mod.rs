@@ -1,13 +1,16 @@
 //! One module per group of subcommands.
 
 mod admin;
+mod autoscaler;
 mod cache;
 mod dev;
 mod enqueue;
 mod inspect;
+mod kube;
 mod schedule;
 mod serve;
 mod store;
+mod supervise;
 mod worker;
 mod workflow;
 
@@ -23,7 +26,7 @@ use crate::exit::UsageError;
 /// Runs the parsed command line.
 pub(crate) async fn run(cli: Cli, config: FileConfig) -> anyhow::Result<()> {
     match cli.command {
-        Command::Worker(args) => worker::run(config, &args).await,
+        Command::Worker(args) => worker::run(config, &args, &cli.global).await,
         Command::Dev(args) => dev::run(config, args).await,
         Command::Serve(args) => serve::run(config, &args).await,
         Command::Scheduler(args) => schedule::run(config, &args).await,
@@ -34,6 +37,7 @@ pub(crate) async fn run(cli: Cli, config: FileConfig) -> anyhow::Result<()> {
         Command::Cache(command) => cache::run(&config, &command).await,
         Command::Migrate => store::migrate(&config).await,
         Command::Keys(command) => store::keys(&config, &command).await,
+        Command::Autoscaler(args) => autoscaler::run(&config, &args).await,
         Command::Enqueue(args) => enqueue::run(&config, &args).await,
         Command::Queues(args) => inspect::queues(&config, args.json).await,
         Command::Jobs(args) => inspect::jobs(&config, &args).await,

@@ -12,19 +12,32 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::connect;
-use crate::cli::{HandlerKind, WorkerArgs};
+use crate::cli::{GlobalArgs, HandlerKind, WorkerArgs};
 use crate::config::FileConfig;
 use crate::exit::UsageError;
 use crate::metrics_server;
 use crate::signals::Signals;
 
-pub(crate) async fn run(mut config: FileConfig, args: &WorkerArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    mut config: FileConfig,
+    args: &WorkerArgs,
+    global: &GlobalArgs,
+) -> anyhow::Result<()> {
     config.apply_worker_flags(args);
+    if super::supervise::is_supervised() {
+        // The supervisor serves the metrics; siblings would fight over
+        // one address.
+        config.metrics.addr = None;
+    }
     let settings = config.worker.resolve().map_err(UsageError)?;
     let handlers = builtin_handlers(args.handler, &config)?;
     let redis = config.redis_settings()?;
+    if args.supervise {
+        return super::supervise::run(&config, args, global, &settings, redis).await;
+    }
     info!(redis = ?redis, worker = ?settings, handler = ?args.handler, "starting worker");
     let signals = Signals::listen()?;
+    super::supervise::stop_with_supervisor(&signals);
     let conn = connect(redis).await?;
     serve_until_signal(
         &conn,

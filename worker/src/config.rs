@@ -28,6 +28,11 @@ pub struct WorkerConfig {
     pub max_stalled_count: u32,
     /// How often the worker writes its heartbeat.
     pub heartbeat_interval_ms: u64,
+    /// Whether the worker adopts the concurrency the autoscaler wants for
+    /// its queues (policies with the concurrency actuator).
+    pub follow_autoscaler: bool,
+    /// How often it reads what the autoscaler wants.
+    pub autoscaler_poll_ms: u64,
     /// Per-queue overrides, `[worker.queue.<name>]`.
     pub queue: BTreeMap<String, QueueOverrides>,
 }
@@ -43,6 +48,8 @@ impl Default for WorkerConfig {
             stalled_interval_ms: 30_000,
             max_stalled_count: 1,
             heartbeat_interval_ms: 5_000,
+            follow_autoscaler: true,
+            autoscaler_poll_ms: 1_000,
             queue: BTreeMap::new(),
         }
     }
@@ -71,6 +78,9 @@ pub struct WorkerSettings {
     pub shutdown_timeout: Duration,
     /// Heartbeat period.
     pub heartbeat_interval: Duration,
+    /// How often the autoscaler's desired concurrency is read; `None`: it
+    /// is not followed.
+    pub autoscaler_poll: Option<Duration>,
 }
 
 /// Checked settings of one consumed queue.
@@ -90,6 +100,46 @@ pub struct QueueSettings {
     pub max_stalled_count: u32,
     /// Queue-wide rate limit.
     pub rate_limit: Option<RateLimit>,
+}
+
+/// The `[supervise]` table: `drover worker --supervise`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SuperviseConfig {
+    /// Worker processes per queue until the autoscaler says otherwise (and
+    /// for queues it does not scale with the process actuator).
+    pub processes: u32,
+    /// How often the autoscaler's desired count is read.
+    pub poll_interval_ms: u64,
+    /// How long a process being drained may take to finish its jobs
+    /// before it hands the rest back (its shutdown timeout).
+    pub drain_timeout_ms: u64,
+}
+
+impl Default for SuperviseConfig {
+    fn default() -> Self {
+        Self {
+            processes: 1,
+            poll_interval_ms: 500,
+            drain_timeout_ms: 3_600_000,
+        }
+    }
+}
+
+impl SuperviseConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.processes > 1_000 {
+            return Err("[supervise] processes must be at most 1000".into());
+        }
+        if !(50..=60_000).contains(&self.poll_interval_ms) {
+            return Err("[supervise] poll_interval_ms must be 50 to 60000".into());
+        }
+        if self.drain_timeout_ms == 0 {
+            return Err("[supervise] drain_timeout_ms must be above 0".into());
+        }
+        Ok(())
+    }
 }
 
 /// Most jobs one worker process may run at once on one queue.
@@ -170,6 +220,11 @@ impl WorkerConfig {
             queues,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             heartbeat_interval: positive_ms(self.heartbeat_interval_ms, "heartbeat_interval_ms")?,
+            autoscaler_poll: if self.follow_autoscaler {
+                Some(positive_ms(self.autoscaler_poll_ms, "autoscaler_poll_ms")?)
+            } else {
+                None
+            },
         })
     }
 }

@@ -15,6 +15,7 @@
 
 mod config;
 mod context;
+mod follow;
 mod handler;
 mod heartbeat;
 mod metrics;
@@ -23,8 +24,11 @@ mod pool;
 mod runner;
 
 pub mod builtin;
+pub mod supervise;
 
-pub use config::{MAX_CONCURRENCY, QueueOverrides, QueueSettings, WorkerConfig, WorkerSettings};
+pub use config::{
+    MAX_CONCURRENCY, QueueOverrides, QueueSettings, SuperviseConfig, WorkerConfig, WorkerSettings,
+};
 pub use context::JobContext;
 pub use handler::{Handler, HandlerOptions, HandlerRegistry, TypedHandler, typed};
 pub use heartbeat::WorkerIdentity;

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::WorkerSettings;
+use crate::follow::{self, Follow};
 use crate::handler::HandlerRegistry;
 use crate::heartbeat::{self, WorkerIdentity};
 use crate::metrics::WorkerMetrics;
@@ -27,6 +28,8 @@ pub struct WorkerPool {
     metrics: Arc<WorkerMetrics>,
     heartbeat: JoinHandle<()>,
     stop_heartbeat: CancellationToken,
+    follower: Option<JoinHandle<()>>,
+    stop_follower: CancellationToken,
     shutdown_timeout: Duration,
 }
 
@@ -79,6 +82,20 @@ impl WorkerPool {
             consumers.push(consumer);
         }
         let consumers: Arc<[Consumer]> = consumers.into();
+        let stop_follower = CancellationToken::new();
+        let follower = settings.autoscaler_poll.map(|poll| {
+            follow::spawn(
+                Follow {
+                    conn: conn.clone(),
+                    worker_id: identity.id.clone(),
+                    consumers: consumers.clone(),
+                    configured: settings.queues.iter().map(|q| q.concurrency).collect(),
+                    poll,
+                    metrics: metrics.clone(),
+                },
+                stop_follower.clone(),
+            )
+        });
         let stop_heartbeat = CancellationToken::new();
         let heartbeat = heartbeat::spawn(
             conn.clone(),
@@ -93,6 +110,8 @@ impl WorkerPool {
             metrics,
             heartbeat,
             stop_heartbeat,
+            follower,
+            stop_follower,
             shutdown_timeout: settings.shutdown_timeout,
         })
     }
@@ -129,7 +148,7 @@ impl WorkerPool {
     /// the shutdown timeout (cut short when `hurry` is cancelled, e.g. by a
     /// second signal); hand the rest back to their queues (another worker
     /// takes them at once, no attempt counted); close; deregister.
-    pub async fn shutdown(self, hurry: CancellationToken) -> ShutdownReport {
+    pub async fn shutdown(mut self, hurry: CancellationToken) -> ShutdownReport {
         let started = Instant::now();
         let in_flight = self.in_flight();
         info!(
@@ -137,6 +156,12 @@ impl WorkerPool {
             grace_ms = self.shutdown_timeout.as_millis() as u64,
             "shutting down: no new jobs; waiting for in-flight jobs"
         );
+        // Stop following the autoscaler first: raising a queue's
+        // concurrency now would only fetch jobs to hand back.
+        self.stop_follower.cancel();
+        if let Some(follower) = self.follower.take() {
+            let _ = follower.await;
+        }
         for c in self.consumers.iter().rev() {
             c.stop_fetching();
         }

@@ -2,6 +2,7 @@
 //! router and its `#[utoipa::path]` with the OpenAPI document, so the two
 //! cannot drift apart.
 
+mod autoscaler;
 mod cache;
 mod enqueue;
 mod events;
@@ -59,6 +60,13 @@ pub(crate) fn protected() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(workflow_runs::workflow_runs_cancel))
         .routes(routes!(workflow_runs::workflow_runs_retry))
         .routes(routes!(workflow_runs::workflow_checkpoints_put))
+        .routes(routes!(autoscaler::autoscaler_get))
+        .routes(routes!(
+            autoscaler::autoscaler_queues_get,
+            autoscaler::autoscaler_queues_put,
+            autoscaler::autoscaler_queues_delete
+        ))
+        .routes(routes!(autoscaler::autoscaler_history_get))
         .routes(routes!(system::workers_list))
         .routes(routes!(system::audit_list))
         .routes(routes!(system::metrics))

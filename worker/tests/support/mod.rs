@@ -50,6 +50,7 @@ pub fn settings(queues: Vec<QueueSettings>, shutdown_timeout: Duration) -> Worke
         queues,
         shutdown_timeout,
         heartbeat_interval: Duration::from_millis(200),
+        autoscaler_poll: Some(Duration::from_millis(100)),
     }
 }
 
