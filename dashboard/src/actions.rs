@@ -15,8 +15,8 @@ use queue_core::{JobState, QueueName};
 use crate::Dashboard;
 use crate::error::PageError;
 use crate::format::{count, seg};
-use crate::forms::FormFields;
-use crate::session::{FLASH_COOKIE, Flash, Viewer, encode_flash, set_cookie};
+use crate::forms::{AdminPost, FormFields};
+use crate::session::{FLASH_COOKIE, Flash, encode_flash, set_cookie};
 
 /// Most jobs one bulk action takes (a page holds at most 500).
 const MAX_BULK: usize = 1_000;
@@ -25,13 +25,10 @@ const MAX_BULK: usize = 1_000;
 /// promote-delayed, drain or clean.
 pub(crate) async fn queue_action(
     State(dash): State<Arc<Dashboard>>,
-    viewer: Viewer,
     headers: HeaderMap,
     Path(queue): Path<String>,
-    form: FormFields,
+    AdminPost { viewer, form }: AdminPost,
 ) -> Result<Response, PageError> {
-    viewer.check_csrf(form.get("csrf"))?;
-    viewer.require_admin()?;
     let name = QueueName::new(queue.as_str())?;
     let back = format!("/queues/{}", seg(&queue));
     let action = form.get("action").unwrap_or_default().to_string();
@@ -169,13 +166,10 @@ impl BulkJob {
 /// jobs.
 pub(crate) async fn bulk_action(
     State(dash): State<Arc<Dashboard>>,
-    viewer: Viewer,
     headers: HeaderMap,
     Path(queue): Path<String>,
-    form: FormFields,
+    AdminPost { viewer, form }: AdminPost,
 ) -> Result<Response, PageError> {
-    viewer.check_csrf(form.get("csrf"))?;
-    viewer.require_admin()?;
     let action = job_action_name(form.get("action").unwrap_or_default())?;
     let ids = form.all("id");
     let back = match form.get("back") {
@@ -232,13 +226,10 @@ pub(crate) async fn bulk_action(
 /// one job.
 pub(crate) async fn job_action(
     State(dash): State<Arc<Dashboard>>,
-    viewer: Viewer,
     headers: HeaderMap,
     Path((queue, id, action)): Path<(String, String, String)>,
-    form: FormFields,
+    AdminPost { viewer, .. }: AdminPost,
 ) -> Result<Response, PageError> {
-    viewer.check_csrf(form.get("csrf"))?;
-    viewer.require_admin()?;
     let action = job_action_name(&action)?;
     let result = ops::act_on_job(&dash.api, &viewer.caller, &queue, &id, action).await;
     let job_page = format!("/queues/{}/jobs/{}", seg(&queue), seg(&id));

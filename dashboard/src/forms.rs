@@ -2,12 +2,15 @@
 //! bulk action), which `serde_urlencoded` cannot express. Reading one also
 //! refuses a post that came from another site.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 
+use crate::Dashboard;
 use crate::error::PageError;
-use crate::session::same_origin;
+use crate::session::{Viewer, same_origin};
 
 /// Largest form accepted: a bulk action on a 500-job page with long ids.
 const MAX_FORM_BYTES: usize = 512 * 1024;
@@ -73,6 +76,28 @@ impl<S: Send + Sync> FromRequest<S> for FormFields {
             ));
         }
         Ok(Self::parse(&body))
+    }
+}
+
+/// A form an admin posted: the viewer is signed in, the form carries their
+/// CSRF token, and they have the admin scope, checked in that order
+/// before the handler runs.
+#[derive(Debug)]
+pub(crate) struct AdminPost {
+    pub(crate) viewer: Viewer,
+    pub(crate) form: FormFields,
+}
+
+impl FromRequest<Arc<Dashboard>> for AdminPost {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, dash: &Arc<Dashboard>) -> Result<Self, PageError> {
+        let (mut parts, body) = req.into_parts();
+        let viewer = Viewer::from_request_parts(&mut parts, dash).await?;
+        let form = FormFields::from_request(Request::from_parts(parts, body), dash).await?;
+        viewer.check_csrf(form.get("csrf"))?;
+        viewer.require_admin()?;
+        Ok(Self { viewer, form })
     }
 }
 

@@ -199,7 +199,9 @@ impl Behavior {
     }
 }
 
-fn to_count(x: f64) -> u32 {
+/// `x` as a count: 0 for negative or NaN, `u32::MAX` above it, else
+/// truncated.
+pub(super) fn to_count(x: f64) -> u32 {
     if x <= 0.0 || x.is_nan() {
         0
     } else if x >= f64::from(u32::MAX) {
@@ -214,14 +216,7 @@ fn to_count(x: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autoscale::policy::PolicySpec;
-
-    fn policy(json: serde_json::Value) -> Policy {
-        serde_json::from_value::<PolicySpec>(json)
-            .unwrap()
-            .check()
-            .unwrap()
-    }
+    use crate::autoscale::policy::test_policy as policy;
 
     #[test]
     fn default_scale_up_doubles_or_adds_four_per_second() {

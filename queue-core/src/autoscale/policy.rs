@@ -242,6 +242,16 @@ fn check_k8s_name(field: &str, name: &str) -> Result<()> {
     }
 }
 
+/// A checked policy from JSON, for tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_policy(json: serde_json::Value) -> Policy {
+    serde_json::from_value::<PolicySpec>(json)
+        .unwrap()
+        .check()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,3 +335,4 @@ mod tests {
         assert_eq!(p.scale_down.select, Select::Disabled);
     }
 }
+

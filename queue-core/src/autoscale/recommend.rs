@@ -159,29 +159,13 @@ fn cap_workers(s: &QueueSample, rates: &Rates, k: f64) -> Option<u32> {
 /// `x` rounded up to whole workers, forgiving float noise just above an
 /// integer.
 fn ceil_workers(x: f64) -> u32 {
-    let x = (x - 1e-9).ceil();
-    if x <= 0.0 {
-        0
-    } else if x >= f64::from(u32::MAX) {
-        u32::MAX
-    } else {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let n = x as u32;
-        n
-    }
+    super::behavior::to_count((x - 1e-9).ceil())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::autoscale::policy::PolicySpec;
-
-    fn policy(json: serde_json::Value) -> Policy {
-        serde_json::from_value::<PolicySpec>(json)
-            .unwrap()
-            .check()
-            .unwrap()
-    }
+    use crate::autoscale::policy::test_policy as policy;
 
     fn sample(waiting: u64, active: u64) -> QueueSample {
         QueueSample {
