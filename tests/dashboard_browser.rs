@@ -2,7 +2,8 @@
 //! binary, with a queue filled and worked by the real BullMQ Node client:
 //! `compat/scenarios/dashboard-browser.mjs` signs in, retries a failed job
 //! and watches it complete live, pauses and resumes, checks that hostile
-//! content is inert and that a read-only key can act on nothing. Screenshots
+//! content is inert and that a read-only key can act on nothing, and
+//! reads the autoscaler panel of the leader `drover serve` runs. Screenshots
 //! of every page land in `<target>/tmp/dashboard-screenshots`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,6 +53,17 @@ async fn an_operator_works_the_dashboard_in_chromium() {
         ])
         .await;
 
+    // The autoscaler (run by drover serve) publishes what it would do.
+    drover
+        .ok(&[
+            "autoscaler",
+            "set",
+            "orders",
+            "--policy",
+            r#"{"actuator":"external","min_workers":1,"max_workers":4}"#,
+        ])
+        .await;
+
     let addr = format!("127.0.0.1:{}", free_port());
     let _serve = drover.spawn("serve", &["serve", "--addr", &addr]);
     wait_healthy(&addr, "drover serve healthy").await;
@@ -76,8 +88,9 @@ async fn an_operator_works_the_dashboard_in_chromium() {
     assert_eq!(result["resumed"], true);
     assert_eq!(result["xssInert"], true);
     assert_eq!(result["readOnlyPost"], 403);
+    assert_eq!(result["autoscalerPanel"], true);
     let saved = result["screenshots"].as_array().unwrap();
-    assert!(saved.len() >= 14, "{result}");
+    assert!(saved.len() >= 15, "{result}");
     for file in saved {
         let len = std::fs::metadata(file.as_str().unwrap()).unwrap().len();
         assert!(len > 5_000, "{file} is a real picture ({len} bytes)");

@@ -145,6 +145,15 @@ result.xssInert = true;
 await page.goto(`${url}/queues/orders/jobs/xss-1`);
 await shot(page, 'job-hostile-content');
 
+// The autoscaler panel: drover serve leads, and scales queue orders (the
+// test gave it an external-actuator policy).
+await page.goto(`${url}/autoscaler`);
+await page.waitForSelector('#live-autoscaler th a[href="/queues/orders"]', { timeout: 30000 });
+check((await page.textContent('#live-autoscaler')).includes('Led by'), 'the panel names the leader');
+await page.waitForSelector('#live-autoscaler-history svg.steps', { timeout: 30000 });
+result.autoscalerPanel = true;
+await shot(page, 'autoscaler');
+
 for (const [path, name] of [['/workers', 'workers'], ['/schedules', 'schedules'], ['/workflows', 'workflows'], ['/audit', 'audit']]) {
   await page.goto(`${url}${path}`);
   check((await page.title()).includes('Drover'), `${path} renders`);

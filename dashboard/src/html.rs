@@ -18,6 +18,7 @@ pub(crate) enum Section {
     Workers,
     Schedules,
     Workflows,
+    Autoscaler,
     Audit,
 }
 
@@ -53,6 +54,7 @@ pub(crate) fn page(viewer: &Viewer, page: &Page<'_>, body: &Markup) -> Response 
         (Section::Workers, "/workers", "Workers"),
         (Section::Schedules, "/schedules", "Schedules"),
         (Section::Workflows, "/workflows", "Workflows"),
+        (Section::Autoscaler, "/autoscaler", "Autoscaler"),
         (Section::Audit, "/audit", "Audit log"),
     ];
     let markup = html! {

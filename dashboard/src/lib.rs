@@ -113,6 +113,7 @@ pub fn router(api: Arc<ApiState>, settings: DashboardSettings, stop: Cancellatio
         .route("/schedules", get(pages::schedules::schedules))
         .route("/workflows", get(pages::workflows::runs))
         .route("/workflows/runs/{run}", get(pages::workflows::run))
+        .route("/autoscaler", get(pages::autoscaler::autoscaler))
         .route("/audit", get(pages::audit::audit))
         .route("/ui/live", get(live::stream))
         .route("/ui/assets/{file}", get(assets::asset))

@@ -25,11 +25,16 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Dashboard;
 use crate::error::PageError;
+use crate::pages::autoscaler::AutoscalerView;
 use crate::pages::queue::{ListQuery, Listing, QueueView};
 use crate::pages::workers::WorkersView;
 use crate::pages::workflows::{RunView, RunsQuery, RunsView};
-use crate::pages::{job, overview, queue, workers, workflows};
+use crate::pages::{autoscaler, job, overview, queue, workers, workflows};
 use crate::session::Viewer;
+
+/// The autoscaler page rereads its hour of history this often (in live
+/// ticks); its status and decisions every tick.
+const HISTORY_EVERY: u64 = 15;
 
 /// How often a stream checks that its session still stands.
 const RECHECK_EVERY: Duration = Duration::from_secs(30);
@@ -48,6 +53,9 @@ enum View {
     /// With the state it was last seen in.
     Job(QueueName, String, Option<JobState>),
     Workers,
+    /// With the ticks sent so far (its history charts are reread every
+    /// [`HISTORY_EVERY`] ticks).
+    Autoscaler(u64),
     Runs(RunsQuery),
     Run(String),
 }
@@ -65,6 +73,7 @@ impl View {
         Some(match segs.as_slice() {
             [""] => Self::Overview,
             ["workers"] => Self::Workers,
+            ["autoscaler"] => Self::Autoscaler(0),
             ["workflows"] => Self::Runs(serde_urlencoded_query(query)?),
             ["workflows", "runs", run] => Self::Run((*run).to_string()),
             ["queues", q] => Self::Queue(QueueName::new(*q).ok()?, serde_urlencoded_query(query)?),
@@ -108,6 +117,16 @@ impl View {
                 "live-workers",
                 workers::region(&WorkersView::read(dash).await?),
             )],
+            Self::Autoscaler(ticks) => {
+                let with_history = *ticks % HISTORY_EVERY == 0;
+                *ticks += 1;
+                let view = AutoscalerView::read(dash, with_history).await?;
+                let mut regions = vec![("live-autoscaler", autoscaler::region(&view))];
+                if with_history {
+                    regions.push(("live-autoscaler-history", autoscaler::history_region(&view)));
+                }
+                regions
+            }
             Self::Runs(q) => vec![(
                 "live-runs",
                 workflows::runs_region(&RunsView::read(dash, q).await?),
@@ -257,6 +276,10 @@ mod tests {
     fn page_paths_map_to_views() {
         assert!(matches!(View::parse("/"), Some(View::Overview)));
         assert!(matches!(View::parse("/workers"), Some(View::Workers)));
+        assert!(matches!(
+            View::parse("/autoscaler"),
+            Some(View::Autoscaler(0))
+        ));
         match View::parse("/queues/a%2Fb/jobs/x%20y") {
             Some(View::Job(q, id, None)) => {
                 assert_eq!(q.as_str(), "a/b");

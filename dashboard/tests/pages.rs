@@ -645,3 +645,105 @@ async fn development_mode_needs_no_sign_in_but_still_a_csrf_token() {
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn the_autoscaler_panel_shows_the_leader_queues_history_and_decisions() {
+    use queue_core::autoscale::{
+        self, Actuator, Decision, DesiredState, Direction, HistorySample, Lease, QueueStatus,
+        Retention, SignalsView, Tick,
+    };
+    use std::time::Duration;
+    let dash = TestDash::start().await;
+    let cookie = dash.sign_in(&dash.reader).await;
+    let empty = dash.get("/autoscaler", Some(&cookie)).await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert!(empty.body.contains("nothing is being scaled"));
+    assert!(empty.body.contains("No queue has an autoscaling policy"));
+
+    // What a leader writes at its ticks, through its own write path.
+    let now = queue_core::now_ms();
+    let lease = Lease::try_acquire(&dash.conn, "host-a", Duration::from_secs(30), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let retention = Retention {
+        lease_ttl: Duration::from_secs(30),
+        decisions: 100,
+        history_samples: 100,
+        history_ttl: Duration::from_secs(3600),
+    };
+    let signals = SignalsView {
+        backlog: 120,
+        active: 4,
+        live_workers: 1,
+        live_slots: 4,
+        ..SignalsView::default()
+    };
+    for (i, (desired, actual)) in [(1, 1), (5, 1), (5, 5)].into_iter().enumerate() {
+        let at_ms = now + i as u64 * 500;
+        let tick = Tick {
+            desired: vec![DesiredState {
+                queue: "mail".into(),
+                actuator: Actuator::Process,
+                workers: desired,
+                assignments: Default::default(),
+                epoch: lease.epoch(),
+                at_ms,
+            }],
+            status: vec![QueueStatus {
+                queue: "mail".into(),
+                policy: None,
+                source: None,
+                actuator: Some(Actuator::Process),
+                desired: Some(desired),
+                actual,
+                recommended: Some(desired),
+                reason: Some("backlog <120> over 10 per slot".into()),
+                signals: signals.clone(),
+                at_ms,
+            }],
+            decisions: (i == 1)
+                .then(|| Decision {
+                    at_ms,
+                    queue: "mail".into(),
+                    from: 1,
+                    to: 5,
+                    direction: Direction::Up,
+                    reason: "backlog <120> over 10 per slot".into(),
+                    signals: signals.clone(),
+                    epoch: lease.epoch(),
+                })
+                .into_iter()
+                .collect(),
+            history: vec![(
+                QueueName::new("mail").unwrap(),
+                HistorySample {
+                    at_ms,
+                    desired,
+                    actual,
+                    recommended: desired,
+                },
+            )],
+        };
+        assert!(
+            autoscale::publish(&dash.conn, &lease, &tick, &retention)
+                .await
+                .unwrap()
+        );
+    }
+    let page = dash.get("/autoscaler", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    assert!(
+        body.contains("Led by <span class=\"mono\">host-a</span>"),
+        "{body}"
+    );
+    assert!(body.contains("1 → 5 (up)"));
+    assert!(
+        body.contains("backlog &lt;120&gt; over 10 per slot"),
+        "reasons are escaped"
+    );
+    assert!(body.contains("120 waiting, 4 active"));
+    assert!(body.contains("svg class=\"steps\""));
+    assert!(body.contains("Up to 5 workers"));
+}

@@ -1,6 +1,7 @@
 //! One module per page.
 
 pub(crate) mod audit;
+pub(crate) mod autoscaler;
 pub(crate) mod confirm;
 pub(crate) mod dag;
 pub(crate) mod job;

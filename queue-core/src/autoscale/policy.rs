@@ -335,4 +335,3 @@ mod tests {
         assert_eq!(p.scale_down.select, Select::Disabled);
     }
 }
-
