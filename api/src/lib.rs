@@ -31,6 +31,6 @@ mod state;
 pub use auth::{AuthMode, Caller};
 pub use config::{ApiConfig, ApiSettings};
 pub use error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
-pub use metrics::{ApiMetrics, spawn_queue_refresher};
+pub use metrics::{ApiMetrics, spawn_queue_refresher, track};
 pub use openapi::{OPENAPI_PATH, openapi, router};
 pub use state::ApiState;

@@ -213,8 +213,11 @@ fn follow(
 }
 
 /// Counts every request by route and status and times it, inside an
-/// `http{method, route}` span.
-pub(crate) async fn track(
+/// `http{method, route}` span. A middleware (`from_fn_with_state` with the
+/// API's state): the API's router wraps its routes in it, and the
+/// dashboard wraps its pages, so both show in `drover_http_requests_total`
+/// and the latency histogram.
+pub async fn track(
     State(state): State<Arc<ApiState>>,
     matched: Option<MatchedPath>,
     req: Request,

@@ -118,6 +118,10 @@ pub fn router(api: Arc<ApiState>, settings: DashboardSettings, stop: Cancellatio
         .route("/ui/live", get(live::stream))
         .route("/ui/assets/{file}", get(assets::asset))
         .layer(middleware::from_fn(page_headers))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&dash.api),
+            drover_api::track,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a dashboard page panicked");
             error::PageError::new(

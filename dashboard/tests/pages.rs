@@ -747,3 +747,30 @@ async fn the_autoscaler_panel_shows_the_leader_queues_history_and_decisions() {
     assert!(body.contains("svg class=\"steps\""));
     assert!(body.contains("Up to 5 workers"));
 }
+
+#[tokio::test]
+async fn dashboard_requests_are_counted_in_the_api_metrics() {
+    let dash = TestDash::start().await;
+    add(&dash.conn, "m", "n", json!({}), json!({})).await;
+    let cookie = dash.sign_in(&dash.reader).await;
+    assert_eq!(
+        dash.get("/queues/m", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    let req = axum::http::Request::builder()
+        .uri("/metrics")
+        .header(header::AUTHORIZATION, format!("Bearer {}", dash.reader))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let metrics = dash.send(req).await.body;
+    assert!(
+        metrics.contains(
+            r#"drover_http_requests_total{method="GET",route="/queues/{queue}",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="/login",status="303""#),
+        "{metrics}"
+    );
+}
