@@ -14,7 +14,7 @@ use drover_worker::{SuperviseConfig, WorkerConfig};
 use queue_core::schedule::{Schedule, ScheduleSpec};
 use queue_core::store::{StoreConfig, StoreSettings};
 use queue_core::workflow::{Workflow, WorkflowDefinition};
-use queue_core::{QueueName, RedisConfig, RedisSettings};
+use queue_core::{QueueName, RedisConfig, RedisSettings, TlsPem};
 use serde::Deserialize;
 
 use crate::cli::{GlobalArgs, LogFormat, WorkerArgs};
@@ -196,7 +196,30 @@ impl FileConfig {
 
     /// The checked Redis settings.
     pub(crate) fn redis_settings(&self) -> Result<RedisSettings, UsageError> {
-        self.redis.resolve().map_err(|e| UsageError(e.to_string()))
+        let settings = self
+            .redis
+            .resolve()
+            .map_err(|e| UsageError(e.to_string()))?;
+        let tls = &self.redis.tls;
+        if !tls.is_set() {
+            return Ok(settings);
+        }
+        let read = |what: &str, path: &Option<PathBuf>| -> Result<Option<Vec<u8>>, UsageError> {
+            path.as_ref()
+                .map(|p| {
+                    fs::read(p)
+                        .map_err(|e| UsageError(format!("[redis.tls] {what} {}: {e}", p.display())))
+                })
+                .transpose()
+        };
+        let pem = TlsPem {
+            ca: read("ca_file", &tls.ca_file)?,
+            cert: read("cert_file", &tls.cert_file)?,
+            key: read("key_file", &tls.key_file)?,
+        };
+        settings
+            .with_tls(pem)
+            .map_err(|e| UsageError(e.to_string()))
     }
 
     /// Applies `drover worker` flags over the `[worker]` and

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{QueueError, Result};
 use crate::keys::DROVER_NAMESPACE;
+use crate::tls::{RedisTlsConfig, TlsPem};
 
 /// Redis settings as written in the `[redis]` table of the config file.
 ///
@@ -31,6 +32,8 @@ pub struct RedisConfig {
     /// How long a worker waits before fetching again after Redis failed a
     /// command (a restart, a failover).
     pub reconnect_delay_ms: u64,
+    /// `[redis.tls]`: a private CA and a client certificate for `rediss://`.
+    pub tls: RedisTlsConfig,
 }
 
 impl Default for RedisConfig {
@@ -40,6 +43,7 @@ impl Default for RedisConfig {
             cluster_nodes: Vec::new(),
             prefix: "bull".to_string(),
             reconnect_delay_ms: 1_000,
+            tls: RedisTlsConfig::default(),
         }
     }
 }
@@ -58,6 +62,7 @@ impl fmt::Debug for RedisConfig {
             )
             .field("prefix", &self.prefix)
             .field("reconnect_delay_ms", &self.reconnect_delay_ms)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -69,6 +74,8 @@ pub struct RedisSettings {
     pub(crate) cluster_nodes: Vec<String>,
     pub(crate) prefix: String,
     pub(crate) reconnect_delay: Duration,
+    /// TLS material beyond the web roots (see `tls.rs`).
+    pub(crate) tls: Option<TlsPem>,
 }
 
 impl fmt::Debug for RedisSettings {
@@ -77,6 +84,7 @@ impl fmt::Debug for RedisSettings {
             .field("target", &self.describe())
             .field("prefix", &self.prefix)
             .field("reconnect_delay", &self.reconnect_delay)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -86,6 +94,7 @@ impl RedisConfig {
     /// prefix or URL.
     pub fn resolve(&self) -> Result<RedisSettings> {
         validate_prefix(&self.prefix)?;
+        self.tls.check()?;
         if self.cluster_nodes.is_empty() {
             validate_url(&self.url)?;
         } else {
@@ -104,6 +113,7 @@ impl RedisConfig {
             cluster_nodes: self.cluster_nodes.clone(),
             prefix: self.prefix.clone(),
             reconnect_delay: Duration::from_millis(self.reconnect_delay_ms.max(50)),
+            tls: None,
         })
     }
 }

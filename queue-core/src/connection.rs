@@ -146,10 +146,16 @@ pub async fn answers_ping(url: &str, timeout: Duration) -> bool {
 }
 
 fn bullmq_options(settings: &RedisSettings) -> RedisConnectionOptions {
-    let options = RedisConnectionOptions::new().url(settings.url.clone());
-    if settings.cluster_nodes.is_empty() {
-        options
-    } else {
-        options.cluster_nodes(settings.cluster_nodes.iter().cloned())
+    let mut options = RedisConnectionOptions::new().url(settings.url.clone());
+    if !settings.cluster_nodes.is_empty() {
+        options = options.cluster_nodes(settings.cluster_nodes.iter().cloned());
     }
+    if let Some(pem) = settings.tls() {
+        options = options.tls_certs(bullmq::options::TlsCerts {
+            root_cert: pem.ca.clone(),
+            client_cert: pem.cert.clone(),
+            client_key: pem.key.clone(),
+        });
+    }
+    options
 }

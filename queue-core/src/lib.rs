@@ -24,6 +24,7 @@ mod names;
 mod record;
 mod retry;
 mod state;
+mod tls;
 
 pub mod admin;
 pub mod autoscale;
@@ -57,3 +58,4 @@ pub use names::{
 pub use record::JobRecord;
 pub use retry::{FailedAttempt, RetryDecision, StoredBackoff, decide as decide_retry};
 pub use state::{JobState, UnknownState};
+pub use tls::{RedisTlsConfig, TlsPem};

@@ -60,9 +60,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connects with the configured settings, failing in bounded time.
 pub(crate) async fn connect(settings: RedisSettings) -> anyhow::Result<Connection> {
     let target = settings.describe();
+    // A TLS handshake that fails (an untrusted server certificate, a
+    // server that wants a client certificate) is retried like a refused
+    // connection, so it shows as a timeout: say where to look.
+    let hint = if settings.url().starts_with("rediss://") {
+        " (over TLS: check [redis.tls] ca_file, cert_file and key_file against the server's certificate)"
+    } else {
+        ""
+    };
     tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(settings))
         .await
-        .map_err(|_| anyhow::anyhow!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))
+        .map_err(|_| anyhow::anyhow!("no answer within {}s{hint}", CONNECT_TIMEOUT.as_secs()))
         .and_then(|r| r.map_err(anyhow::Error::from))
         .with_context(|| format!("cannot connect to redis at {target}"))
 }
