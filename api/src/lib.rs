@@ -21,6 +21,7 @@ mod audit;
 mod auth;
 mod config;
 mod error;
+mod error_docs;
 mod json;
 mod metrics;
 mod openapi;

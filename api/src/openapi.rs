@@ -13,6 +13,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::{self, ReadScope};
 use crate::error::ApiError;
+use crate::error_docs::ErrorResponses;
 use crate::metrics;
 use crate::routes;
 use crate::state::ApiState;
@@ -64,6 +65,7 @@ fn split() -> (Router<Arc<ApiState>>, Router<Arc<ApiState>>, Document) {
     doc.info = Info::new("Drover API", env!("CARGO_PKG_VERSION"));
     doc.merge(protected_doc);
     doc.merge(open_doc);
+    ErrorResponses.modify(&mut doc);
     (protected, open, doc)
 }
 

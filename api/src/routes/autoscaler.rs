@@ -31,6 +31,7 @@ use crate::state::ApiState;
 #[into_params(parameter_in = Query)]
 pub(crate) struct StatusParams {
     /// Newest decisions returned, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     decisions: Option<usize>,
 }
 
@@ -180,6 +181,7 @@ pub(crate) async fn autoscaler_queues_delete(
 #[into_params(parameter_in = Query)]
 pub(crate) struct HistoryParams {
     /// The newest samples returned, 1 to 7200 (default 600).
+    #[param(minimum = 1, maximum = 7200)]
     last: Option<usize>,
 }
 

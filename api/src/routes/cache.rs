@@ -20,7 +20,7 @@ pub(crate) struct CacheValue {
     /// The key.
     key: String,
     /// The value: JSON when it parses as JSON, else the stored text.
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     value: Value,
     /// Time left before it expires, in ms; absent when it never expires.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -33,7 +33,7 @@ pub(crate) struct EnqueueRequest {
     name: String,
     /// The payload (any JSON; `{}` when left out).
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     data: Value,
     /// BullMQ job options, by BullMQ's names.
     #[serde(default)]

@@ -25,8 +25,10 @@ pub(crate) struct ListParams {
     /// or waiting-children.
     state: Option<String>,
     /// Page number, from 1.
+    #[param(minimum = 1)]
     page: Option<u64>,
     /// Jobs per page, 1 to 1000 (default 20).
+    #[param(minimum = 1, maximum = 1000)]
     size: Option<u64>,
     /// `newest` (default) or `oldest` first.
     order: Option<String>,

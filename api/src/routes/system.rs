@@ -176,6 +176,7 @@ pub(crate) async fn workers_list(
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditParams {
     /// Entries per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only entries older than this id (the last id of the previous page).
     before: Option<i64>,

@@ -33,7 +33,7 @@ pub(crate) struct StartRunRequest {
     /// The run input, a JSON object the step templates read as
     /// `{{ input.<field> }}` (`{}` when left out).
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = serde_json::Value)]
     input: Value,
 }
 
@@ -105,6 +105,7 @@ pub(crate) struct RunListParams {
     #[param(value_type = Option<String>)]
     state: Option<RunState>,
     /// Runs per page, 1 to 1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only runs older than this one (the `next` of the previous page).
     before: Option<String>,

@@ -97,7 +97,7 @@ pub struct ScheduleView {
     /// The pending run and the ones after it (ms), as BullMQ computes them.
     pub upcoming_ms: Vec<u64>,
     /// Payload of the jobs it adds.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub data: Value,
     /// Options of the jobs it adds, as BullMQ stores them.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]

@@ -107,11 +107,11 @@ pub struct RunRecord {
     /// Where it stands.
     pub state: RunState,
     /// What it was started with.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub input: Value,
     /// The outputs of its last steps (those nothing depends on), by step.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub output: Option<Value>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -153,15 +153,15 @@ pub struct StepRecord {
     pub job_id: Option<String>,
     /// The job data it was given (the rendered input).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub input: Option<Value>,
     /// What it returned.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub output: Option<Value>,
     /// The last checkpoint its handler saved.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub checkpoint: Option<Value>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]

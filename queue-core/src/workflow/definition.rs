@@ -55,7 +55,7 @@ pub struct StepDefinition {
     pub name: Option<String>,
     /// The job's data, a template over the run input and upstream outputs.
     #[serde(default = "empty_object")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = serde_json::Value))]
     pub input: Value,
     /// Steps that must complete first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
