@@ -22,6 +22,8 @@ mod auth;
 mod config;
 mod error;
 mod error_docs;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod json;
 mod metrics;
 mod openapi;

@@ -62,6 +62,13 @@ pub(crate) struct BulkEnqueueRequest {
     jobs: Vec<EnqueueRequest>,
 }
 
+impl BulkEnqueueRequest {
+    /// The jobs, as the producer takes them.
+    pub(crate) fn into_jobs(self) -> Vec<NewJob> {
+        self.jobs.into_iter().map(NewJob::from).collect()
+    }
+}
+
 /// The id of the added job.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Enqueued {
@@ -175,7 +182,7 @@ pub(crate) async fn jobs_create_bulk(
             format!("jobs must hold 1 to {MAX_BULK_JOBS} jobs"),
         ));
     }
-    let jobs: Vec<NewJob> = req.value.jobs.into_iter().map(NewJob::from).collect();
+    let jobs = req.value.into_jobs();
     for (i, job) in jobs.iter().enumerate() {
         job.validate()
             .map_err(|e| ApiError::unprocessable("invalid_input", format!("jobs[{i}]: {e}")))?;

@@ -2,17 +2,17 @@
 //! router and its `#[utoipa::path]` with the OpenAPI document, so the two
 //! cannot drift apart.
 
-mod autoscaler;
+pub(crate) mod autoscaler;
 mod cache;
-mod enqueue;
+pub(crate) mod enqueue;
 mod events;
 mod jobs;
 mod queues;
-mod schedules;
+pub(crate) mod schedules;
 mod system;
 mod workflow_events;
-mod workflow_runs;
-mod workflows;
+pub(crate) mod workflow_runs;
+pub(crate) mod workflows;
 
 use std::sync::Arc;
 
