@@ -37,6 +37,12 @@ const WITH_BODY: &[(&str, &str)] = &[
     ("415", "The body is not application/json"),
 ];
 
+/// Errors of operations that take an `Idempotency-Key` header.
+const IDEMPOTENT: &[(&str, &str)] = &[(
+    "409",
+    "The Idempotency-Key was already used for a different request",
+)];
+
 /// Adds the error answers an operation lacks.
 #[derive(Debug)]
 pub(crate) struct ErrorResponses;
@@ -69,6 +75,14 @@ fn add_errors(op: &mut Operation) {
     if op.request_body.is_some() {
         wanted.extend(WITH_BODY);
     }
+    let idempotent = op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.name.eq_ignore_ascii_case("Idempotency-Key"));
+    if idempotent {
+        wanted.extend(IDEMPOTENT);
+    }
     for (status, description) in wanted {
         op.responses
             .responses
@@ -86,5 +100,41 @@ fn add_errors(op: &mut Operation) {
                         .build(),
                 )
             });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// Every operation that reads an Idempotency-Key documents the 409 it
+    /// answers when a key is reused for another request (schemathesis
+    /// found the bulk add answering an undocumented 409).
+    #[test]
+    fn idempotent_operations_document_the_conflict() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let mut seen = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let takes_key = op["parameters"].as_array().is_some_and(|ps| {
+                    ps.iter().any(|p| {
+                        p["name"]
+                            .as_str()
+                            .is_some_and(|n| n.eq_ignore_ascii_case("Idempotency-Key"))
+                    })
+                });
+                if takes_key {
+                    seen += 1;
+                    assert!(
+                        op["responses"].get("409").is_some(),
+                        "{method} {path} takes an Idempotency-Key but documents no 409"
+                    );
+                }
+            }
+        }
+        assert!(
+            seen >= 2,
+            "expected the single and the bulk add, saw {seen}"
+        );
     }
 }
