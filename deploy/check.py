@@ -1,0 +1,312 @@
+"""Cross-checks of deploy/ that no off-the-shelf validator makes; run by
+deploy/check (with the venv that has PyYAML and cloudcoil's KEDA models).
+
+- every metric the alert and recording rules, the rule tests, the Grafana
+  dashboard and the HPA read is one Drover registers (found in the Rust
+  sources), one of redis_exporter's, or a recording rule defined here;
+- KEDA objects match KEDA's CRD schema (cloudcoil's generated models):
+  required fields, types, and no field the schema does not know;
+- worker grace periods (Kubernetes and compose) cover the shutdown timeout
+  the worker is given, and the API's cover its preStop sleep;
+- every Deployment has resource requests and the probes the roles call for;
+- the location blocks of nginx/compose.conf are those of nginx/drover.conf;
+- the Grafana dashboard is well formed and uses the provisioned datasource.
+
+Prints one line per finding and exits 1 if there is any.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+problems: list[str] = []
+
+
+def problem(msg: str) -> None:
+    problems.append(msg)
+
+
+# --- metric names ------------------------------------------------------------
+
+METRIC_SOURCES = ["src", "api/src", "worker/src", "scheduler/src", "queue-core/src", "dashboard/src"]
+# prometheus crate constructors whose first argument is a metric name.
+REGISTRATION = re.compile(
+    r'(Histogram|Int)?(Opts|HistogramOpts|Gauge|Counter)(Vec)?::new\(\s*"(drover_[a-z0-9_]+)"'
+)
+HISTOGRAM = re.compile(r'HistogramOpts::new\(\s*"(drover_[a-z0-9_]+)"')
+# redis_exporter's names used by the dashboard (its exporter/exporter.go,
+# namespace "redis"); not verifiable here without running it.
+REDIS_EXPORTER = {
+    "redis_up",
+    "redis_memory_used_bytes",
+    "redis_memory_max_bytes",
+    "redis_connected_clients",
+    "redis_blocked_clients",
+    "redis_commands_processed_total",
+}
+PROMETHEUS_BUILTIN = {"up"}
+
+
+def drover_metrics() -> set[str]:
+    names: set[str] = set()
+    for rel in METRIC_SOURCES:
+        for path in (ROOT / rel).rglob("*.rs"):
+            text = path.read_text()
+            names.update(m.group(4) for m in REGISTRATION.finditer(text))
+            for m in HISTOGRAM.finditer(text):
+                names.update(m.group(1) + s for s in ("_bucket", "_sum", "_count"))
+    return names
+
+
+def rule_files() -> list[Path]:
+    return sorted((DEPLOY / "prometheus/rules").glob("*.yml"))
+
+
+def recorded_names() -> set[str]:
+    names = set()
+    for path in rule_files():
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            names.update(r["record"] for r in group["rules"] if "record" in r)
+    return names
+
+
+PROMQL_WORDS = {
+    "sum", "max", "min", "avg", "count", "rate", "increase", "deriv", "by", "on", "and", "or",
+    "unless", "without", "histogram_quantile", "topk", "bottomk", "label_values", "le",
+    "offset", "bool", "ignoring", "group_left", "group_right", "absent", "inf", "nan",
+}
+
+
+def names_in(expr: str) -> set[str]:
+    """Series names an expression reads: words outside label matchers and
+    strings that are not PromQL keywords or functions."""
+    expr = re.sub(r'"[^"]*"', '""', expr)
+    expr = re.sub(r"\{[^}]*\}", "{}", expr)
+    expr = re.sub(r"\[[^\]]*\]", "[]", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
+    found = set()
+    for m in re.finditer(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b", expr):
+        word = m.group(0)
+        rest = expr[m.end():].lstrip()
+        if word.lower() in PROMQL_WORDS or rest.startswith("("):
+            continue
+        found.add(word)
+    return found
+
+
+def check_metric_names() -> None:
+    registered = drover_metrics()
+    if len(registered) < 20:
+        problem(f"found only {len(registered)} registered drover_ metrics in the sources; has the registration code moved?")
+    recorded = recorded_names()
+    known = registered | recorded | REDIS_EXPORTER | PROMETHEUS_BUILTIN
+
+    used: dict[str, set[str]] = {}
+
+    def use(where: str, expr: str) -> None:
+        for name in names_in(expr):
+            used.setdefault(name, set()).add(where)
+
+    for path in rule_files():
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for r in group["rules"]:
+                use(f"{path.name}:{r.get('record') or r.get('alert')}", r["expr"])
+    for path in sorted((DEPLOY / "prometheus/tests").glob("*.yml")):
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for series in test.get("input_series", []):
+                use(path.name, series["series"])
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/drover.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            use(f"dashboard:{panel['title']}", target["expr"])
+    for var in dashboard["templating"]["list"]:
+        use("dashboard:$" + var["name"], re.sub(r"label_values\((\w+),.*", r"\1", var["definition"]))
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "HorizontalPodAutoscaler":
+                for metric in doc["spec"].get("metrics", []):
+                    if metric["type"] == "External":
+                        use(path.name, metric["external"]["metric"]["name"])
+
+    for name, places in sorted(used.items()):
+        if name not in known:
+            problem(f"metric {name} is used by {', '.join(sorted(places))} but nothing exports or records it")
+    print(f"metric names: {len(used)} used; known: {len(registered)} Drover series, "
+          f"{len(recorded)} recording rules, {len(REDIS_EXPORTER)} of redis_exporter's")
+
+
+# --- KEDA --------------------------------------------------------------------
+
+def differences(given, parsed, path: str) -> list[str]:
+    """Where `given` (the YAML) has something `parsed` (the model's dump)
+    lost or changed: unknown fields, coerced values."""
+    if isinstance(given, dict):
+        if not isinstance(parsed, dict):
+            return [f"{path}: not an object in the schema"]
+        out = []
+        for key, value in given.items():
+            if key not in parsed:
+                out.append(f"{path}.{key}: not in the schema")
+            else:
+                out.extend(differences(value, parsed[key], f"{path}.{key}"))
+        return out
+    if isinstance(given, list):
+        if not isinstance(parsed, list) or len(parsed) != len(given):
+            return [f"{path}: list changed"]
+        return [d for i, (g, p) in enumerate(zip(given, parsed)) for d in differences(g, p, f"{path}[{i}]")]
+    return [] if given == parsed else [f"{path}: {given!r} read as {parsed!r}"]
+
+
+def check_keda() -> None:
+    from cloudcoil.models.keda import v1alpha1
+
+    seen = 0
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or not doc.get("apiVersion", "").startswith("keda.sh/"):
+                continue
+            model = getattr(v1alpha1, doc["kind"], None)
+            if model is None or doc["apiVersion"] != "keda.sh/v1alpha1":
+                problem(f"{path.name}: no KEDA schema for {doc['apiVersion']} {doc['kind']}")
+                continue
+            try:
+                parsed = model.model_validate(doc)
+            except Exception as e:  # pydantic's ValidationError lists every field
+                problem(f"{path.name}: {doc['kind']} {doc['metadata']['name']}: {e}")
+                continue
+            dumped = parsed.model_dump(by_alias=True, exclude_none=True, mode="json")
+            for d in differences(doc, dumped, doc["kind"]):
+                problem(f"{path.name}: {d}")
+            seen += 1
+    if seen == 0:
+        problem("no KEDA object found in deploy/k8s")
+    print(f"KEDA: {seen} objects checked against KEDA's CRD models")
+
+
+# --- grace periods, probes, resources -----------------------------------------
+
+WORKER_DEFAULT_SHUTDOWN_MS = 30_000  # worker/src/config.rs
+
+
+def flag(args: list[str], name: str):
+    return args[args.index(name) + 1] if name in args else None
+
+
+def prestop_secs(container: dict) -> int:
+    hook = container.get("lifecycle", {}).get("preStop", {})
+    return int(hook.get("sleep", {}).get("seconds", 0))
+
+
+def check_kubernetes() -> None:
+    deployments = 0
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "Deployment":
+                continue
+            deployments += 1
+            name = doc["metadata"]["name"]
+            pod = doc["spec"]["template"]["spec"]
+            grace = pod.get("terminationGracePeriodSeconds", 30)
+            for c in pod["containers"]:
+                args = c.get("args", [])
+                role = args[0] if args else ""
+                where = f"{path.name}: {name}/{c['name']}"
+                if not c.get("resources", {}).get("requests"):
+                    problem(f"{where}: no resource requests")
+                probes = {k: c.get(k, {}).get("httpGet", {}).get("path")
+                          for k in ("readinessProbe", "livenessProbe")}
+                if role == "serve":
+                    if probes != {"readinessProbe": "/ready", "livenessProbe": "/health"}:
+                        problem(f"{where}: serve wants readiness on /ready and liveness on /health, has {probes}")
+                    if grace < prestop_secs(c) + 10:
+                        problem(f"{where}: grace {grace}s leaves under 10 s after the {prestop_secs(c)}s preStop")
+                elif role in ("worker", "scheduler"):
+                    if probes["livenessProbe"] != "/health" or "--metrics-addr" not in args:
+                        problem(f"{where}: {role} wants --metrics-addr and liveness on its /health")
+                if role == "worker":
+                    shutdown_ms = flag(args, "--shutdown-timeout")
+                    shutdown = int(shutdown_ms or WORKER_DEFAULT_SHUTDOWN_MS) / 1000
+                    need = shutdown + prestop_secs(c)
+                    if not need + 10 <= grace <= need + 120:
+                        problem(f"{where}: terminationGracePeriodSeconds {grace} does not match "
+                                f"shutdown timeout {shutdown:g}s + preStop {prestop_secs(c)}s (+10..120 s)")
+    if deployments < 3:
+        problem(f"expected Deployments for serve, worker and scheduler, found {deployments}")
+    print(f"Kubernetes: {deployments} Deployments checked for grace periods, probes and requests")
+
+
+def check_compose() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    for name, svc in services.items():
+        cmd = svc.get("command") or []
+        if not cmd or cmd[0] != "worker":
+            continue
+        shutdown = int(flag(cmd, "--shutdown-timeout") or WORKER_DEFAULT_SHUTDOWN_MS) / 1000
+        m = re.fullmatch(r"(\d+)s", str(svc.get("stop_grace_period", "10s")))
+        grace = int(m.group(1)) if m else 0
+        if not shutdown + 2 <= grace <= shutdown + 60:
+            problem(f"compose.yaml: {name}: stop_grace_period {grace}s does not cover shutdown timeout {shutdown:g}s")
+    print("compose: worker stop_grace_period covers its shutdown timeout")
+
+
+# --- nginx and Grafana ----------------------------------------------------------
+
+def locations(conf: str) -> dict[str, str]:
+    text = "\n".join(line.split("#", 1)[0].strip() for line in conf.splitlines())
+    out = {}
+    for m in re.finditer(r"location\s+([^{]+?)\s*\{([^}]*)\}", text):
+        out[m.group(1)] = " ".join(m.group(2).split())
+    return out
+
+
+def check_nginx() -> None:
+    base = locations((DEPLOY / "nginx/drover.conf").read_text())
+    compose = locations((DEPLOY / "nginx/compose.conf").read_text())
+    if not base:
+        problem("nginx/drover.conf: no location blocks found")
+    for loc, body in base.items():
+        if compose.get(loc) != body:
+            problem(f"nginx/compose.conf: location {loc} differs from drover.conf's")
+    print(f"nginx: compose.conf has drover.conf's {len(base)} location blocks")
+
+
+def check_grafana() -> None:
+    dash = json.loads((DEPLOY / "grafana/dashboards/drover.json").read_text())
+    prov = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    uids = {d["uid"] for d in prov["datasources"]}
+    ids = [p["id"] for p in dash["panels"]]
+    if len(ids) != len(set(ids)):
+        problem("dashboard: panel ids repeat")
+    rows = [p["title"] for p in dash["panels"] if p["type"] == "row"]
+    for want in ("API", "Queues", "Workers", "Autoscaler", "Redis"):
+        if not any(r.startswith(want) for r in rows):
+            problem(f"dashboard: no {want} row")
+    for p in dash["panels"]:
+        if p["type"] == "row":
+            continue
+        g = p["gridPos"]
+        if g["x"] + g["w"] > 24:
+            problem(f"dashboard: panel {p['title']} is wider than the grid")
+        if not p.get("targets"):
+            problem(f"dashboard: panel {p['title']} has no query")
+        for t in p.get("targets", []):
+            if t["datasource"]["uid"] not in uids:
+                problem(f"dashboard: panel {p['title']} uses datasource {t['datasource']['uid']}, not a provisioned one")
+    print(f"Grafana: {len(ids) - len(rows)} panels in {len(rows)} rows")
+
+
+def main() -> int:
+    for check in (check_metric_names, check_keda, check_kubernetes, check_compose, check_nginx, check_grafana):
+        check()
+    for p in problems:
+        print(f"FAIL {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
