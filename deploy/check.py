@@ -251,7 +251,35 @@ def check_compose() -> None:
         grace = int(m.group(1)) if m else 0
         if not shutdown + 2 <= grace <= shutdown + 60:
             problem(f"compose.yaml: {name}: stop_grace_period {grace}s does not cover shutdown timeout {shutdown:g}s")
-    print("compose: worker stop_grace_period covers its shutdown timeout")
+
+    # Every host Prometheus and nginx name is a compose service.
+    prom = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+    hosts = set()
+    for job in prom["scrape_configs"]:
+        for sc in job.get("static_configs", []):
+            hosts.update(t.rsplit(":", 1)[0] for t in sc["targets"])
+        for sd in job.get("dns_sd_configs", []):
+            hosts.update(sd["names"])
+    conf = (DEPLOY / "nginx/compose.conf").read_text()
+    hosts.update(re.findall(r"^\s*server\s+([a-z0-9-]+):\d+", conf, re.M))
+    for host in sorted(hosts - set(services)):
+        problem(f"{host} is scraped or proxied to but is no service of compose.yaml")
+
+    # The key file setup writes is the one Prometheus reads.
+    def mounts(svc: str) -> dict[str, str]:
+        return {v.split(":")[1]: v.split(":")[0] for v in services[svc].get("volumes", [])}
+
+    setup_script = services["setup"]["entrypoint"][2]
+    for job in prom["scrape_configs"]:
+        cred = job.get("authorization", {}).get("credentials_file")
+        if not cred:
+            continue
+        directory, name = cred.rsplit("/", 1)
+        volume = mounts("prometheus").get(directory)
+        written = {v: d for d, v in mounts("setup").items()}.get(volume)
+        if volume is None or written is None or f"{written}/{name}" not in setup_script:
+            problem(f"prometheus.yml: {job['job_name']} reads {cred}, which compose's setup does not write")
+    print("compose: worker grace periods, scrape and proxy targets, the Prometheus key file")
 
 
 # --- nginx and Grafana ----------------------------------------------------------
