@@ -9,8 +9,13 @@ deploy/check (with the venv that has PyYAML and cloudcoil's KEDA models).
 - worker grace periods (Kubernetes and compose) cover the shutdown timeout
   the worker is given, and the API's cover its preStop sleep;
 - every Deployment has resource requests and the probes the roles call for;
+- every host Prometheus scrapes and nginx proxies to is a compose service,
+  and Prometheus reads the key file compose's setup writes;
 - the location blocks of nginx/compose.conf are those of nginx/drover.conf;
-- the Grafana dashboard is well formed and uses the provisioned datasource.
+- the Grafana dashboard is well formed and uses the provisioned datasource;
+- the Dockerfile (not built in CI) has two stages, a new enough toolchain,
+  a non-root user, drover as entrypoint and the ports the manifests use;
+- with --live BIN, what a running Drover exports (see live()).
 
 Prints one line per finding and exits 1 if there is any.
 """
@@ -303,6 +308,34 @@ def check_nginx() -> None:
     print(f"nginx: compose.conf has drover.conf's {len(base)} location blocks")
 
 
+def check_dockerfile() -> None:
+    """What CI cannot build (no Docker daemon) it can still read: two
+    stages, a toolchain no older than the workspace's rust-version, a
+    non-root runtime user, and the ports compose and Kubernetes use."""
+    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    froms = [line.split()[1] for line in lines if line.startswith("FROM ")]
+    if len(froms) < 2:
+        problem(f"Dockerfile: {len(froms)} stage(s), want a build and a runtime stage")
+    need = re.search(r'rust-version\s*=\s*"(\d+)\.(\d+)"', (ROOT / "Cargo.toml").read_text())
+    have = re.match(r"rust:(\d+)\.(\d+)", froms[0] if froms else "")
+    if not need or not have or tuple(map(int, have.groups())) < tuple(map(int, need.groups())):
+        problem(f"Dockerfile: build stage {froms[:1]} is older than the workspace's rust-version")
+    runtime = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM ")):]
+    users = [line.split()[1] for line in runtime if line.startswith("USER ")]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problem("Dockerfile: the runtime stage does not switch to a non-root USER")
+    exposed = {p for line in runtime if line.startswith("EXPOSE ") for p in line.split()[1:]}
+    if not {"8080", "9100"} <= exposed:
+        problem(f"Dockerfile: EXPOSE {sorted(exposed)}, compose and Kubernetes use 8080 and 9100")
+    if not any(line.startswith("ENTRYPOINT") and "drover" in line for line in runtime):
+        problem("Dockerfile: the entrypoint is not drover (every role passes only its command)")
+    build = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["x-drover"]["build"]
+    if (DEPLOY / build["context"] / build["dockerfile"]).resolve() != (DEPLOY / "Dockerfile").resolve():
+        problem(f"compose.yaml builds {build}, not deploy/Dockerfile")
+    print(f"Dockerfile: stages {', '.join(froms)}; runtime user {users[-1] if users else '?'}")
+
+
 def check_grafana() -> None:
     dash = json.loads((DEPLOY / "grafana/dashboards/drover.json").read_text())
     prov = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
@@ -461,7 +494,8 @@ def live(binary: str) -> None:
 
 
 def main() -> int:
-    for check in (check_metric_names, check_keda, check_kubernetes, check_compose, check_nginx, check_grafana):
+    for check in (check_metric_names, check_keda, check_kubernetes, check_compose, check_nginx, check_grafana,
+                  check_dockerfile):
         check()
     if len(sys.argv) > 2 and sys.argv[1] == "--live":
         live(sys.argv[2])
