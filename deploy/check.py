@@ -23,6 +23,8 @@ Prints one line per finding and exits 1 if there is any.
 import json
 import re
 import sys
+import urllib.error
+import urllib.parse
 from pathlib import Path
 
 import yaml
@@ -555,11 +557,22 @@ def evaluate_rules(prometheus, tmp, targets, token, start, poll, get, free_port)
     for r in rules:
         if r["health"] != "ok":
             problem(f"live: rule {r['name']} fails to evaluate: {r.get('lastError')}")
+    # Grafana's queries, with its $queue variable at "All": Prometheus must
+    # accept each (promtool has no check for queries outside rule files).
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/drover.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for expr in queries:
+        url = f"{api}/query?" + urllib.parse.urlencode({"query": expr.replace("$queue", ".*")})
+        try:
+            get(url)
+        except urllib.error.HTTPError as e:
+            problem(f"live: dashboard query {expr!r} is refused by Prometheus: {e.read().decode()}")
     # Alert states are not asserted: the autoscaler's desired count runs
     # ahead of the workers' heartbeats for a few seconds, which is a real
     # (pending, never firing) DroverAutoscalerBelowDesired.
     print(f"live: Prometheus scraped serve, worker and scheduler; {len(rules)} rules evaluate "
-          f"without error, the {len(MUST_RECORD)} expected recording rules have series")
+          f"without error, the {len(MUST_RECORD)} expected recording rules have series, "
+          f"it accepts the dashboard's {len(queries)} queries")
 
 
 def main() -> int:
