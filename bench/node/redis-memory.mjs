@@ -7,9 +7,10 @@
 // Cases: waiting jobs with data `{}`, with about 1 KiB of data, and the
 // same small jobs once completed and kept (BullMQ keeps completed jobs
 // unless removeOnComplete says otherwise). Jobs are added with BullMQ's
-// Queue.addBulk, the Lua script Drover's producer runs too (through
-// bullmq-official), so the keys are the ones Drover writes. Prints one JSON
-// line per case: used_memory before and after, and bytes per job.
+// Queue.addBulk; Drover's producer runs BullMQ's add scripts too (the copy
+// bundled in bullmq-official), so keys and job hashes have the same layout
+// (a field's length may differ by a few bytes). Prints one JSON line per
+// case: used_memory before and after, and bytes per job.
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
 
