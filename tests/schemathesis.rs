@@ -53,6 +53,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let _serve = drover.spawn("serve", &["serve", "--addr", &addr]);
     wait_healthy(&addr, "drover serve healthy").await;
 
+    let scratch = tempfile::tempdir().unwrap();
     let out = tokio::process::Command::new(&st)
         .args(["run", &format!("http://{addr}/api/v1/openapi.json")])
         .args(["-H", &format!("Authorization: Bearer {key}")])
@@ -69,6 +70,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
             "2",
         ])
         .env("NO_COLOR", "1")
+        // Its cache (`.schemathesis/`) goes there, not into the checkout.
+        .current_dir(scratch.path())
         .kill_on_drop(true)
         .output()
         .await
