@@ -19,6 +19,7 @@ mod wait;
 
 pub mod node;
 pub mod postgres;
+pub mod proxy;
 
 pub use postgres::TestDatabase;
 pub use process::{ChildGuard, workspace_root};
