@@ -44,59 +44,32 @@ fn write_config(drover: &Drover, text: &str) -> String {
     path.display().to_string()
 }
 
-async fn zcard(server: &RedisServer, queue: &str, set: &str) -> usize {
-    redis::cmd("ZCARD")
-        .arg(format!("bull:{queue}:{set}"))
-        .query_async(&mut server.conn().await)
-        .await
-        .unwrap()
-}
-
-async fn llen(server: &RedisServer, queue: &str, list: &str) -> usize {
-    redis::cmd("LLEN")
-        .arg(format!("bull:{queue}:{list}"))
-        .query_async(&mut server.conn().await)
-        .await
-        .unwrap()
-}
-
-/// `fields` of each job's hash, in one pipeline per thousand jobs.
+/// `fields` of each job's hash.
 async fn job_fields(
     server: &RedisServer,
     queue: &str,
     ids: &[String],
     fields: &[&str],
 ) -> Vec<Vec<Option<String>>> {
-    let mut conn = server.conn().await;
-    let mut all = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(1_000) {
-        let mut pipe = redis::pipe();
-        for id in chunk {
-            pipe.cmd("HMGET")
-                .arg(format!("bull:{queue}:{id}"))
-                .arg(fields);
-        }
-        let rows: Vec<Vec<Option<String>>> = pipe.query_async(&mut conn).await.unwrap();
-        all.extend(rows);
-    }
-    all
+    server
+        .per_id(ids, |id| {
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(format!("bull:{queue}:{id}")).arg(fields);
+            cmd
+        })
+        .await
 }
 
 /// Whether each id is in the sorted set `bull:<queue>:<set>`.
 async fn members(server: &RedisServer, queue: &str, set: &str, ids: &[String]) -> Vec<bool> {
-    let mut conn = server.conn().await;
-    let mut all = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(1_000) {
-        let mut pipe = redis::pipe();
-        for id in chunk {
-            pipe.cmd("ZSCORE")
-                .arg(format!("bull:{queue}:{set}"))
-                .arg(id);
-        }
-        let scores: Vec<Option<f64>> = pipe.query_async(&mut conn).await.unwrap();
-        all.extend(scores.into_iter().map(|s| s.is_some()));
-    }
-    all
+    let scores: Vec<Option<f64>> = server
+        .per_id(ids, |id| {
+            let mut cmd = redis::cmd("ZSCORE");
+            cmd.arg(format!("bull:{queue}:{set}")).arg(id);
+            cmd
+        })
+        .await;
+    scores.into_iter().map(|s| s.is_some()).collect()
 }
 
 /// Keeps the queue's whole event stream (BullMQ trims it to 10,000 by
@@ -175,7 +148,7 @@ async fn workers_killed_at_random_lose_no_job_and_complete_none_twice() {
     let mut done_at_last_kill = 0;
     let mut gap = Duration::from_millis(fastrand::u64(1_000..3_000));
     loop {
-        let done = zcard(&server, QUEUE, "completed").await + zcard(&server, QUEUE, "failed").await;
+        let done = server.zcard(QUEUE, "completed").await + server.zcard(QUEUE, "failed").await;
         if done >= n {
             break;
         }
@@ -199,10 +172,10 @@ async fn workers_killed_at_random_lose_no_job_and_complete_none_twice() {
     let elapsed = started.elapsed();
     drop(workers);
 
-    assert_eq!(zcard(&server, QUEUE, "failed").await, 0, "no job failed");
-    assert_eq!(zcard(&server, QUEUE, "completed").await, n);
-    assert_eq!(llen(&server, QUEUE, "wait").await, 0);
-    assert_eq!(llen(&server, QUEUE, "active").await, 0);
+    assert_eq!(server.zcard(QUEUE, "failed").await, 0, "no job failed");
+    assert_eq!(server.zcard(QUEUE, "completed").await, n);
+    assert_eq!(server.llen(QUEUE, "wait").await, 0);
+    assert_eq!(server.llen(QUEUE, "active").await, 0);
     assert!(
         members(&server, QUEUE, "completed", &ids)
             .await
@@ -565,6 +538,7 @@ async fn a_worker_cut_off_from_redis_cannot_complete_a_job_taken_over() {
     )
     .await;
 
+    let links = proxy.open_links();
     proxy.cut();
     let b_flags = flags("500");
     let b_args: Vec<&str> = b_flags.iter().map(String::as_str).collect();
@@ -580,13 +554,16 @@ async fn a_worker_cut_off_from_redis_cannot_complete_a_job_taken_over() {
     b.signal(Signal::SIGTERM);
     b.wait_exit(Duration::from_secs(15)).await;
 
-    let accepted = proxy.accepted();
     proxy.restore();
+    // Every connection worker a had is back (its finishing script must
+    // reach Redis, to be refused there).
     wait_until("worker a reconnects", Duration::from_secs(30), || async {
-        if proxy.accepted() > accepted {
-            Check::Done(())
-        } else {
-            Check::NotYet(format!("{} refused", proxy.refused()))
+        match proxy.open_links() {
+            open if open >= links => Check::Done(()),
+            open => Check::NotYet(format!(
+                "{open} of {links} connections, {} refused while cut",
+                proxy.refused()
+            )),
         }
     })
     .await;
@@ -608,6 +585,10 @@ async fn a_worker_cut_off_from_redis_cannot_complete_a_job_taken_over() {
     )
     .await;
 
+    assert!(
+        refusal.contains("lock"),
+        "refused by the lock check: {refusal}"
+    );
     let after = server.job_hash(QUEUE, &held).await;
     assert_eq!(after, taken_over, "the refused completion changed nothing");
     assert_eq!(after["atm"], "1");
@@ -711,7 +692,7 @@ async fn the_api_at_twice_its_capacity_sheds_load_and_recovers() {
     assert!(shed > 0, "twice the capacity was not shed: {by_status:?}");
     // Every acknowledged job was added; nothing else was.
     let acked_total = measured + ids.len();
-    assert_eq!(llen(&server, QUEUE, "wait").await, acked_total);
+    assert_eq!(server.llen(QUEUE, "wait").await, acked_total);
 
     // The load is gone: requests are served again.
     wait_until("the API serves again", Duration::from_secs(30), || async {

@@ -11,6 +11,7 @@
 //! here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod counts;
 mod inspect;
 mod process;
 mod redis_cluster;

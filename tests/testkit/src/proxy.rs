@@ -26,7 +26,6 @@ struct Shared {
     upstream: SocketAddr,
     cut: AtomicBool,
     links: Mutex<Vec<AbortHandle>>,
-    accepted: AtomicU64,
     refused: AtomicU64,
 }
 
@@ -41,7 +40,6 @@ impl TcpProxy {
             upstream,
             cut: AtomicBool::new(false),
             links: Mutex::new(Vec::new()),
-            accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         });
         let acceptor = tokio::spawn(accept_loop(listener, shared.clone()));
@@ -72,9 +70,11 @@ impl TcpProxy {
         self.shared.cut.store(false, Ordering::SeqCst);
     }
 
-    /// Connections forwarded so far.
-    pub fn accepted(&self) -> u64 {
-        self.shared.accepted.load(Ordering::SeqCst)
+    /// Connections open through the proxy now.
+    pub fn open_links(&self) -> usize {
+        let mut links = self.shared.links.lock().expect("proxy links");
+        links.retain(|l| !l.is_finished());
+        links.len()
     }
 
     /// Connections refused while cut.
@@ -100,7 +100,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             drop(client);
             continue;
         }
-        shared.accepted.fetch_add(1, Ordering::SeqCst);
         let upstream = shared.upstream;
         let link = tokio::spawn(forward(client, upstream));
         let mut links = shared.links.lock().expect("proxy links");
