@@ -452,18 +452,7 @@ async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_enqueue() {
         .await
         .unwrap();
     assert_eq!(status, 201, "{run}");
-    let run_path = format!("/api/v1/workflow-runs/{}", run["id"].as_str().unwrap());
-    wait_until(
-        "the workflow run completed",
-        Duration::from_secs(60),
-        || async {
-            match client.call("GET", &run_path, None).await {
-                Ok((200, r)) if r["state"] == "completed" => Check::Done(()),
-                other => Check::NotYet(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    client.wait_run_completed(run["id"].as_str().unwrap()).await;
     assert!(
         scheduler.try_wait().is_none(),
         "the scheduler is still running"

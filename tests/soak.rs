@@ -323,18 +323,7 @@ async fn mixed_load_keeps_memory_flat_and_finished_sets_bounded() {
         })
         .collect();
     for run in &runs {
-        let path = format!("/api/v1/workflow-runs/{run}");
-        wait_until(
-            &format!("run {run} completed"),
-            Duration::from_secs(60),
-            || async {
-                match client.call("GET", &path, None).await {
-                    Ok((200, r)) if r["state"] == "completed" => Check::Done(()),
-                    other => Check::NotYet(format!("{other:?}")),
-                }
-            },
-        )
-        .await;
+        client.wait_run_completed(run).await;
     }
     let alive: Vec<bool> = [w1, w2, scheduler]
         .into_iter()

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::{ChildGuard, RedisServer};
+use testkit::{Check, ChildGuard, RedisServer, wait_until};
 
 use super::{Drover, free_port, wait_healthy};
 
@@ -115,5 +115,21 @@ impl ApiClient {
             Ok((201, body)) => Ok(body["id"].as_str().unwrap().to_string()),
             other => Err(other),
         }
+    }
+
+    /// Waits until the workflow run `run` has completed.
+    pub async fn wait_run_completed(&self, run: &str) {
+        let path = format!("/api/v1/workflow-runs/{run}");
+        wait_until(
+            &format!("workflow run {run} completed"),
+            Duration::from_secs(60),
+            || async {
+                match self.call("GET", &path, None).await {
+                    Ok((200, r)) if r["state"] == "completed" => Check::Done(()),
+                    other => Check::NotYet(format!("{other:?}")),
+                }
+            },
+        )
+        .await;
     }
 }
