@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod counts;
+mod faults;
 mod inspect;
 mod process;
 mod redis_cluster;
