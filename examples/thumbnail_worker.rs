@@ -70,6 +70,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             stalled_interval: Duration::from_secs(30),
             max_stalled_count: 1,
             rate_limit: None,
+            keep_completed: drover_worker::DEFAULT_KEEP_COMPLETED,
+            keep_failed: drover_worker::DEFAULT_KEEP_FAILED,
         }],
         shutdown_timeout: Duration::from_secs(10),
         heartbeat_interval: Duration::from_secs(5),

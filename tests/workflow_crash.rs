@@ -157,6 +157,8 @@ async fn workflow_worker_process() {
             stalled_interval: Duration::from_millis(500),
             max_stalled_count: 1_000,
             rate_limit: None,
+            keep_completed: drover_worker::DEFAULT_KEEP_COMPLETED,
+            keep_failed: drover_worker::DEFAULT_KEEP_FAILED,
         }],
         shutdown_timeout: Duration::from_secs(5),
         heartbeat_interval: Duration::from_secs(1),

@@ -23,6 +23,10 @@ pub struct ApiConfig {
     /// Most Server-Sent Events streams open at once (each holds a Redis
     /// connection); `503` above.
     pub max_event_streams: usize,
+    /// Most requests handled at once by one instance; one more is answered
+    /// at once with `503 overloaded` and `Retry-After: 1` (load shedding).
+    /// `/health` and `/ready` are never refused.
+    pub max_in_flight_requests: usize,
     /// How often queue counts for `/metrics` are refreshed, in ms.
     pub queue_metrics_interval_ms: u64,
     /// Keys `GET /api/v1/cache/{key}` may read: those starting with one of
@@ -38,11 +42,15 @@ impl Default for ApiConfig {
             key_rate_limit_per_sec: 1_000,
             key_cache_ttl_ms: 5_000,
             max_event_streams: 256,
+            max_in_flight_requests: 1_024,
             queue_metrics_interval_ms: 5_000,
             cache_prefixes: vec!["cache:".to_string()],
         }
     }
 }
+
+/// The largest `max_in_flight_requests` accepted.
+const MAX_IN_FLIGHT: usize = 1_000_000;
 
 /// The checked `[api]` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +60,7 @@ pub struct ApiSettings {
     pub(crate) key_rate_limit_per_sec: Option<u32>,
     pub(crate) key_cache_ttl: Duration,
     pub(crate) max_event_streams: usize,
+    pub(crate) max_in_flight_requests: usize,
     pub(crate) queue_metrics_interval: Duration,
     pub(crate) cache_prefixes: Vec<String>,
 }
@@ -75,6 +84,11 @@ impl ApiConfig {
                 "[api] cache_prefixes: {p:?} would expose queue or Drover keys; use the cache-warm targets' prefixes"
             ));
         }
+        if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight_requests) {
+            return Err(format!(
+                "[api] max_in_flight_requests must be between 1 and {MAX_IN_FLIGHT}"
+            ));
+        }
         if self.queue_metrics_interval_ms < 100 {
             return Err("[api] queue_metrics_interval_ms must be at least 100".into());
         }
@@ -85,6 +99,7 @@ impl ApiConfig {
                 .then_some(self.key_rate_limit_per_sec),
             key_cache_ttl: Duration::from_millis(self.key_cache_ttl_ms),
             max_event_streams: self.max_event_streams,
+            max_in_flight_requests: self.max_in_flight_requests,
             queue_metrics_interval: Duration::from_millis(self.queue_metrics_interval_ms),
             cache_prefixes: self.cache_prefixes.clone(),
         })
@@ -113,5 +128,14 @@ mod tests {
             ..ApiConfig::default()
         };
         assert!(bad.resolve().unwrap_err().contains("max_json_depth"));
+        let bad = ApiConfig {
+            max_in_flight_requests: 0,
+            ..ApiConfig::default()
+        };
+        assert!(
+            bad.resolve()
+                .unwrap_err()
+                .contains("max_in_flight_requests")
+        );
     }
 }

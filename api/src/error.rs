@@ -105,6 +105,19 @@ impl ApiError {
         }
     }
 
+    /// `503` because the server is handling as many requests as it may
+    /// (`[api] max_in_flight_requests`); nothing was done.
+    pub fn overloaded(retry_after: Duration) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the server is at its limit of requests in flight; nothing was done, retry after the Retry-After seconds",
+            )
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status

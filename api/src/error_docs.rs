@@ -19,7 +19,7 @@ const ANY: &[(&str, &str)] = &[
     ("500", "Internal error; the cause is in the server's log"),
     (
         "503",
-        "A backing service (Redis or the store) is unavailable; retry after Retry-After",
+        "A backing service (Redis or the store) is unavailable, or the server is at its limit of requests in flight (code overloaded); retry after Retry-After",
     ),
 ];
 /// Errors of operations that need an API key.

@@ -29,6 +29,7 @@ mod metrics;
 mod openapi;
 pub mod ops;
 mod routes;
+mod shed;
 mod state;
 
 pub use auth::{AuthMode, Caller};

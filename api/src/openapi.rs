@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use crate::error_docs::ErrorResponses;
 use crate::metrics;
 use crate::routes;
+use crate::shed;
 use crate::state::ApiState;
 
 /// Where the OpenAPI document is served.
@@ -89,7 +90,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
             Arc::clone(&state),
             auth::authenticate,
         ))
-        .layer(middleware::map_response(auth::challenge));
+        .layer(middleware::map_response(auth::challenge))
+        // Outermost: an overloaded server refuses before any key lookup.
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            shed::limit_in_flight,
+        ));
     open.merge(protected)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),

@@ -28,6 +28,8 @@ pub struct ApiState {
     pub(crate) metrics: ApiMetrics,
     pub(crate) registry: Registry,
     pub(crate) event_streams: Arc<Semaphore>,
+    /// Requests being handled (`[api] max_in_flight_requests`).
+    pub(crate) in_flight: Semaphore,
 }
 
 impl ApiState {
@@ -45,6 +47,7 @@ impl ApiState {
         Ok(Arc::new(Self {
             discovery: QueueDiscovery::new(conn.clone(), DISCOVERY_TTL),
             event_streams: Arc::new(Semaphore::new(settings.max_event_streams)),
+            in_flight: Semaphore::new(settings.max_in_flight_requests),
             keys: KeyCache::default(),
             conn,
             store,

@@ -26,6 +26,7 @@ use crate::connection::Connection;
 use crate::error::Result;
 use crate::failure::{self, EngineResult, Failure};
 use crate::names::QueueName;
+use crate::producer::{Retention, retention_to_bullmq};
 
 /// Beyond the drain delay, what the engine's own close may wait for its
 /// fetch loop once no job is left in flight: the loop may sit in a blocking
@@ -53,6 +54,12 @@ pub struct ConsumerOptions {
     pub worker_name: Option<String>,
     /// Longest a blocked fetch waits for a new job before looking again.
     pub drain_delay: Duration,
+    /// What is kept of jobs this consumer completes, unless a job's own
+    /// `removeOnComplete` says otherwise; `None`: everything (BullMQ's
+    /// default).
+    pub keep_completed: Option<Retention>,
+    /// The same for jobs that fail for good (`removeOnFail`).
+    pub keep_failed: Option<Retention>,
 }
 
 impl ConsumerOptions {
@@ -69,6 +76,8 @@ impl ConsumerOptions {
             // Idle workers block on the queue's marker for at most this
             // long; short, so that closing never waits long for them.
             drain_delay: Duration::from_secs(1),
+            keep_completed: None,
+            keep_failed: None,
         }
     }
 }
@@ -520,6 +529,14 @@ fn worker_options(conn: &Connection, opts: &ConsumerOptions) -> bullmq::WorkerOp
     }
     if let Some(name) = &opts.worker_name {
         w = w.name(name.clone());
+    }
+    // Job-level removeOnComplete/removeOnFail still win: the engine only
+    // falls back to these for jobs that set none.
+    if let Some(keep) = opts.keep_completed {
+        w = w.remove_on_complete(retention_to_bullmq(keep));
+    }
+    if let Some(keep) = opts.keep_failed {
+        w = w.remove_on_fail(retention_to_bullmq(keep));
     }
     w
 }

@@ -192,7 +192,7 @@ pub(crate) fn options_to_bullmq(o: &JobOptions) -> bullmq::JobOptions {
     opts
 }
 
-fn retention_to_bullmq(r: Retention) -> bullmq::types::RemoveOnFinish {
+pub(crate) fn retention_to_bullmq(r: Retention) -> bullmq::types::RemoveOnFinish {
     use bullmq::types::{KeepJobs, RemoveOnFinish};
     match r {
         Retention::Remove(b) => RemoveOnFinish::Bool(b),

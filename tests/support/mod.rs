@@ -3,6 +3,9 @@
 #![allow(unreachable_pub)] // shared between test files, not exported
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
 
+pub mod sink;
+pub mod stack;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use queue_core::producer::{Retention, RetentionPolicy};
 use queue_core::{QueueName, RateLimit};
 use serde::Deserialize;
 
@@ -33,9 +34,29 @@ pub struct WorkerConfig {
     pub follow_autoscaler: bool,
     /// How often it reads what the autoscaler wants.
     pub autoscaler_poll_ms: u64,
+    /// What is kept of completed jobs that set no `removeOnComplete` of
+    /// their own, in BullMQ's forms: `false` (all), `true` (none), a count
+    /// (the newest N) or `{ age = <seconds>, count = <n> }`.
+    pub remove_on_complete: Retention,
+    /// The same for jobs that failed for good (`removeOnFail`).
+    pub remove_on_fail: Retention,
     /// Per-queue overrides, `[worker.queue.<name>]`.
     pub queue: BTreeMap<String, QueueOverrides>,
 }
+
+/// Completed jobs kept by default: one day, at most 10,000 per queue, so a
+/// busy queue cannot fill Redis with finished jobs (BullMQ keeps them all).
+pub const DEFAULT_KEEP_COMPLETED: Retention = Retention::Policy(RetentionPolicy {
+    age: Some(24 * 3600),
+    count: Some(10_000),
+});
+
+/// Failed jobs kept by default: 30 days, at most 100,000 per queue; long
+/// enough to look into them and retry.
+pub const DEFAULT_KEEP_FAILED: Retention = Retention::Policy(RetentionPolicy {
+    age: Some(30 * 24 * 3600),
+    count: Some(100_000),
+});
 
 impl Default for WorkerConfig {
     fn default() -> Self {
@@ -50,6 +71,8 @@ impl Default for WorkerConfig {
             heartbeat_interval_ms: 5_000,
             follow_autoscaler: true,
             autoscaler_poll_ms: 1_000,
+            remove_on_complete: DEFAULT_KEEP_COMPLETED,
+            remove_on_fail: DEFAULT_KEEP_FAILED,
             queue: BTreeMap::new(),
         }
     }
@@ -100,6 +123,10 @@ pub struct QueueSettings {
     pub max_stalled_count: u32,
     /// Queue-wide rate limit.
     pub rate_limit: Option<RateLimit>,
+    /// What is kept of completed jobs (unless a job says otherwise).
+    pub keep_completed: Retention,
+    /// What is kept of failed jobs (unless a job says otherwise).
+    pub keep_failed: Retention,
 }
 
 /// The `[supervise]` table: `drover worker --supervise`.
@@ -214,6 +241,8 @@ impl WorkerConfig {
                 stalled_interval,
                 max_stalled_count: self.max_stalled_count,
                 rate_limit,
+                keep_completed: self.remove_on_complete,
+                keep_failed: self.remove_on_fail,
             });
         }
         Ok(WorkerSettings {
@@ -284,6 +313,34 @@ mod tests {
             let err = config(text).resolve().unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn finished_jobs_are_bounded_unless_told_otherwise() {
+        let settings = config("queues = [\"a\"]").resolve().unwrap();
+        assert_eq!(settings.queues[0].keep_completed, DEFAULT_KEEP_COMPLETED);
+        assert_eq!(settings.queues[0].keep_failed, DEFAULT_KEEP_FAILED);
+        let settings = config(
+            "queues = [\"a\"]\nremove_on_complete = false\nremove_on_fail = { age = 60, count = 5 }",
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(settings.queues[0].keep_completed, Retention::Remove(false));
+        assert_eq!(
+            settings.queues[0].keep_failed,
+            Retention::Policy(RetentionPolicy {
+                age: Some(60),
+                count: Some(5)
+            })
+        );
+        assert_eq!(
+            config("queues = [\"a\"]\nremove_on_complete = 100")
+                .resolve()
+                .unwrap()
+                .queues[0]
+                .keep_completed,
+            Retention::KeepLast(100)
+        );
     }
 
     #[test]

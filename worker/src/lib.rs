@@ -27,7 +27,8 @@ pub mod builtin;
 pub mod supervise;
 
 pub use config::{
-    MAX_CONCURRENCY, QueueOverrides, QueueSettings, SuperviseConfig, WorkerConfig, WorkerSettings,
+    DEFAULT_KEEP_COMPLETED, DEFAULT_KEEP_FAILED, MAX_CONCURRENCY, QueueOverrides, QueueSettings,
+    SuperviseConfig, WorkerConfig, WorkerSettings,
 };
 pub use context::JobContext;
 pub use handler::{Handler, HandlerOptions, HandlerRegistry, TypedHandler, typed};

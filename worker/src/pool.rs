@@ -64,6 +64,8 @@ impl WorkerPool {
                 max_stalled_count: q.max_stalled_count,
                 rate_limit: q.rate_limit,
                 worker_name: Some(identity.bullmq_name()),
+                keep_completed: Some(q.keep_completed),
+                keep_failed: Some(q.keep_failed),
                 ..ConsumerOptions::new(q.name.clone(), q.concurrency)
             };
             let consumer =

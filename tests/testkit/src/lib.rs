@@ -11,6 +11,8 @@
 //! here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod counts;
+mod faults;
 mod inspect;
 mod process;
 mod redis_cluster;
@@ -19,6 +21,7 @@ mod wait;
 
 pub mod node;
 pub mod postgres;
+pub mod proxy;
 
 pub use postgres::TestDatabase;
 pub use process::{ChildGuard, workspace_root};

@@ -42,6 +42,8 @@ pub fn queue_settings(name: &str, concurrency: usize) -> QueueSettings {
         stalled_interval: Duration::from_secs(30),
         max_stalled_count: 1,
         rate_limit: None,
+        keep_completed: drover_worker::DEFAULT_KEEP_COMPLETED,
+        keep_failed: drover_worker::DEFAULT_KEEP_FAILED,
     }
 }
 
