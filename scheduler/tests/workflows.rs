@@ -261,14 +261,6 @@ async fn cancel_stops_dispatching_and_timeouts_fail_the_run() {
         .start_run(&wf, &json!({"n": 3}), None, now_ms())
         .await
         .unwrap();
-    wait_until("fetch dispatched", DEADLINE, || async {
-        let d = store.get_run(&run.id).await.unwrap().unwrap();
-        match d.steps.first() {
-            Some(s) if s.state == StepState::Dispatched => Check::Done(()),
-            other => Check::NotYet(format!("{other:?}")),
-        }
-    })
-    .await;
     let job = StepRef {
         run: run.id.clone(),
         step: "fetch".into(),
@@ -276,7 +268,19 @@ async fn cancel_stops_dispatching_and_timeouts_fail_the_run() {
         attempt: 1,
     }
     .job_id();
-    assert!(server.list("wf", "wait").await.contains(&job));
+    // The job is added to Redis after the store records the dispatch, so
+    // wait for both.
+    wait_until("fetch dispatched and its job waiting", DEADLINE, || async {
+        let d = store.get_run(&run.id).await.unwrap().unwrap();
+        let waiting = server.list("wf", "wait").await;
+        match d.steps.first() {
+            Some(s) if s.state == StepState::Dispatched && waiting.contains(&job) => {
+                Check::Done(())
+            }
+            other => Check::NotYet(format!("{other:?} {waiting:?}")),
+        }
+    })
+    .await;
     store.cancel_run(&run.id, now_ms()).await.unwrap();
     wait_until("the waiting job removed", DEADLINE, || async {
         let d = store.get_run(&run.id).await.unwrap().unwrap();
