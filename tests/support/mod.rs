@@ -1,7 +1,9 @@
 //! Running the real `drover` binary from tests.
 #![allow(dead_code)] // each test binary uses a subset
 #![allow(unreachable_pub)] // shared between test files, not exported
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // test helpers fail by panicking
+
+pub mod load;
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
