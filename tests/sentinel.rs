@@ -1,0 +1,135 @@
+//! `drover serve` and `drover worker` through Redis Sentinel
+//! (`REDIS_URL=redis+sentinel://…`): a master, two replicas and three
+//! Sentinels. The master is killed (SIGKILL) under load; the Sentinels
+//! promote a replica, and the same Drover processes follow it with no
+//! restart: adds are acknowledged again, and every job whose add was
+//! acknowledged (`[redis] wait_replicas = 1`) is completed, none twice.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::load::{Load, LogsOnPanic, wait_all_completed, worker_completions};
+use support::{Drover, free_port, http_client, wait_healthy};
+use testkit::SentinelGroup;
+
+const QUEUES: &[&str] = &["orders", "emails"];
+/// Kill the master once this many adds were acknowledged.
+const KILL_AFTER: usize = 300;
+/// Acknowledged adds after the kill before the load stops.
+const AFTER_KILL: usize = 300;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_under_load_loses_no_acknowledged_job() {
+    let mut group = SentinelGroup::start(2).await;
+    let drover = Drover::new(&group.servers()[0]);
+    let _logs = LogsOnPanic(vec![drover.log_path("serve"), drover.log_path("worker")]);
+    let config = drover.dir.path().join("drover.toml");
+    std::fs::write(
+        &config,
+        "[redis]\nwait_replicas = 1\nwait_timeout_ms = 2000\nreconnect_delay_ms = 200\n",
+    )
+    .unwrap();
+    let url = group.url();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("DROVER_CONFIG", config.to_str().unwrap()),
+    ];
+    drover.ok(&["migrate"]).await;
+    let key: Value = drover
+        .json(&[
+            "keys",
+            "create",
+            "--name",
+            "load",
+            "--scope",
+            "admin",
+            "--rate-limit",
+            "1000000",
+            "--json",
+        ])
+        .await;
+    let token = key["token"].as_str().unwrap().to_string();
+
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut serve = drover.spawn_env("serve", &["serve", "--addr", &addr], &env);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut worker = drover.spawn_env(
+        "worker",
+        &[
+            "worker",
+            "--queue",
+            &QUEUES.join(","),
+            "--concurrency",
+            "4",
+            "--metrics-addr",
+            &metrics,
+            "--lock-duration",
+            "4000",
+            "--stalled-interval",
+            "1000",
+        ],
+        &env,
+    );
+    wait_healthy(&addr, "drover serve").await;
+
+    let client = http_client();
+    let load = Load::start(&client, &addr, &token, QUEUES, 6);
+    load.wait_acked(KILL_AFTER, "load under way", Duration::from_secs(60))
+        .await;
+    let old = group.master().await.unwrap();
+    group.kill(old);
+    let killed_at = Instant::now();
+    let (acked_at_kill, refused_at_kill) = (load.acked(), load.refused());
+    let new = group.wait_failover(old, Duration::from_secs(30)).await;
+    let promoted_after = killed_at.elapsed();
+
+    load.wait_acked(
+        acked_at_kill + AFTER_KILL,
+        "adds acknowledged after the failover",
+        Duration::from_secs(60),
+    )
+    .await;
+    let refused = load.refused();
+    let acked = load.stop().await;
+    let first_after = acked
+        .iter()
+        .filter(|a| a.sent > killed_at)
+        .map(|a| a.at.duration_since(killed_at))
+        .min()
+        .unwrap();
+
+    let conn = group.servers()[new].conn().await;
+    let completed = wait_all_completed(&conn, &acked, Duration::from_secs(90)).await;
+    let runs = worker_completions(&client, &metrics, completed).await;
+    assert_eq!(
+        runs, completed as u64,
+        "the worker completed {runs} times for {completed} completed jobs"
+    );
+    // No restart: the processes that started before the failover did all
+    // of this, and say they followed the new master.
+    assert!(serve.try_wait().is_none(), "drover serve kept running");
+    assert!(worker.try_wait().is_none(), "drover worker kept running");
+    let new_port = group.servers()[new].port().to_string();
+    for label in ["serve", "worker"] {
+        let log = drover.log(label);
+        assert!(
+            log.lines()
+                .any(|l| l.contains("the master changed") && l.contains(&new_port)),
+            "{label} logged the switch to port {new_port}"
+        );
+    }
+    eprintln!(
+        "sentinel failover: {} acknowledged ({acked_at_kill} before SIGKILL, {} after), {} refused \
+         ({} after the kill); replica promoted {:.2}s after the kill; first add sent after the \
+         kill acknowledged {:.2}s after it; {completed} completed, {runs} worker completions",
+        acked.len(),
+        acked.len() - acked_at_kill,
+        refused,
+        refused - refused_at_kill,
+        promoted_after.as_secs_f64(),
+        first_after.as_secs_f64(),
+    );
+}
