@@ -19,8 +19,10 @@ mod sentinel;
 mod wait;
 
 pub mod node;
+pub mod pgbouncer;
 pub mod postgres;
 
+pub use pgbouncer::PgBouncer;
 pub use postgres::TestDatabase;
 pub use process::{ChildGuard, workspace_root};
 pub use redis_cluster::{CLUSTER_NODE_TIMEOUT_MS, RedisCluster};
