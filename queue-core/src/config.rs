@@ -327,7 +327,11 @@ mod tests {
         };
         let settings = config.resolve().unwrap();
         assert_eq!(settings.sentinel.as_ref().unwrap().master, "mymaster");
-        assert!(!settings.describe().contains("pw"), "{}", settings.describe());
+        assert!(
+            !settings.describe().contains("pw"),
+            "{}",
+            settings.describe()
+        );
         let bad = RedisConfig {
             url: "redis+sentinel://127.0.0.1:26379".into(),
             ..RedisConfig::default()

@@ -103,7 +103,10 @@ impl Connection {
             }),
             Some(_) => {
                 // Let this add probe; the next ones wait for its outcome.
-                short.insert(queue.clone(), Instant::now() + self.inner.settings.wait_timeout);
+                short.insert(
+                    queue.clone(),
+                    Instant::now() + self.inner.settings.wait_timeout,
+                );
                 Ok(())
             }
             None => Ok(()),
@@ -127,10 +130,9 @@ impl Connection {
         cmd.arg(wanted).arg(timeout_ms);
         let acked: i64 = match self.redis() {
             AnyConnection::Cluster(mut cluster) => {
-                use redis::cluster_routing::{
-                    Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
-                };
-                let slot = crate::keys::cluster_slot(&crate::keys::queue(self.prefix(), queue).meta());
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let slot =
+                    crate::keys::cluster_slot(&crate::keys::queue(self.prefix(), queue).meta());
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
                     Route::new(slot, SlotAddr::Master),
                 ));

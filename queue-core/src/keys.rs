@@ -148,9 +148,7 @@ pub(crate) fn queue_shares_slot(prefix: &str, queue: &QueueName) -> bool {
     let Some(open) = shared.find('{') else {
         return false;
     };
-    shared[open + 1..]
-        .find('}')
-        .is_some_and(|close| close > 0)
+    shared[open + 1..].find('}').is_some_and(|close| close > 0)
 }
 
 fn crc16_xmodem(data: &[u8]) -> u16 {

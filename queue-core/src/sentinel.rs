@@ -49,6 +49,19 @@ pub(crate) struct SentinelUrl {
     pub(crate) password: Option<String>,
 }
 
+// By hand so the password never reaches a log.
+impl std::fmt::Debug for SentinelUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelUrl")
+            .field("sentinels", &self.sentinels)
+            .field("master", &self.master)
+            .field("db", &self.db)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 /// The URL scheme that selects Sentinel.
 pub(crate) const SCHEME: &str = "redis+sentinel://";
 
@@ -77,14 +90,19 @@ impl SentinelUrl {
                 let (u, p) = info.split_once(':').unwrap_or((info, ""));
                 let u = percent_decode(u).ok_or_else(|| invalid("has a bad %-escape"))?;
                 let p = percent_decode(p).ok_or_else(|| invalid("has a bad %-escape"))?;
-                (Some(u).filter(|u| !u.is_empty()), Some(p).filter(|p| !p.is_empty()))
+                (
+                    Some(u).filter(|u| !u.is_empty()),
+                    Some(p).filter(|p| !p.is_empty()),
+                )
             }
         };
         let sentinels: Vec<String> = hosts.split(',').map(str::to_owned).collect();
         for s in &sentinels {
             let port = s.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>()));
             if !matches!(port, Some((h, Ok(p))) if !h.is_empty() && p > 0) {
-                return Err(invalid(&format!("has a sentinel {s:?} that is not host:port")));
+                return Err(invalid(&format!(
+                    "has a sentinel {s:?} that is not host:port"
+                )));
             }
         }
         let mut parts = path.split('/');
@@ -152,12 +170,7 @@ impl Relay {
         let (tx, rx) = watch::channel(first);
         let stop = CancellationToken::new();
         let recheck = Arc::new(Notify::new());
-        tokio::spawn(monitor(
-            url.clone(),
-            tx,
-            Arc::clone(&recheck),
-            stop.clone(),
-        ));
+        tokio::spawn(monitor(url.clone(), tx, Arc::clone(&recheck), stop.clone()));
         tokio::spawn(accept(listener, rx.clone(), recheck, stop.clone()));
         Ok(Self {
             socket,
@@ -213,7 +226,9 @@ async fn find_master(url: &SentinelUrl) -> Result<SocketAddr> {
                 if is_master(addr, url).await {
                     return Ok(addr);
                 }
-                seen.push(format!("{sentinel} names {addr}, which is not a master yet"));
+                seen.push(format!(
+                    "{sentinel} names {addr}, which is not a master yet"
+                ));
             }
             Ok(None) => seen.push(format!("{sentinel} does not know {:?}", url.master)),
             Err(e) => seen.push(format!("{sentinel}: {e}")),
@@ -403,6 +418,7 @@ mod tests {
         assert_eq!(u.password.as_deref(), Some("p@ss+"));
         assert_eq!(u.user, None);
         assert_eq!(u.db, 3);
+        assert!(!format!("{u:?}").contains("p@ss"), "{u:?}");
         assert_eq!(
             u.relay_url(Path::new("/tmp/x/redis.sock")),
             "redis+unix:///tmp/x/redis.sock?db=3&pass=p%40ss%2B"

@@ -105,7 +105,10 @@ async fn named_statements_break_under_transaction_pooling_and_the_setting_fixes_
     let errors = concurrent_work(&pooled, "pooled").await;
     assert!(errors.is_empty(), "{} errors: {errors:?}", errors.len());
     let keys = pooled.list_api_keys(false).await.unwrap();
-    let made = keys.iter().filter(|k| k.name.starts_with("pooled-")).count();
+    let made = keys
+        .iter()
+        .filter(|k| k.name.starts_with("pooled-"))
+        .count();
     assert_eq!(made, TASKS * ROUNDS);
     let audit = pooled.list_audit(1_000, None).await.unwrap();
     let written = audit

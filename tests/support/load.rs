@@ -176,22 +176,91 @@ where
     .await
 }
 
+/// How many times each acknowledged job was recorded as completed in its
+/// queue's events stream (read through `conn`); every count must be 1.
+pub async fn completed_events<C>(conn: &C, acked: &[Acked]) -> BTreeMap<(String, String), usize>
+where
+    C: redis::aio::ConnectionLike + Clone + Send,
+{
+    let queues: BTreeSet<&str> = acked.iter().map(|a| a.queue).collect();
+    let mut counts = BTreeMap::new();
+    for a in acked {
+        counts.insert((a.queue.to_string(), a.id.clone()), 0);
+    }
+    let mut conn = conn.clone();
+    for queue in queues {
+        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis::cmd("XRANGE")
+                .arg(format!("bull:{queue}:events"))
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        for (_, fields) in entries {
+            if fields.get("event").map(String::as_str) != Some("completed") {
+                continue;
+            }
+            if let Some(n) = counts.get_mut(&(queue.to_string(), fields["jobId"].clone())) {
+                *n += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Asserts every acknowledged job was completed once by BullMQ (one
+/// `completed` event each), and that the worker ran no job twice except
+/// where it logged that a completion could not be written (the master died
+/// under it: BullMQ's stalled-job check then runs the job again, the
+/// at-least-once case). Returns the handler runs counted by the worker.
+pub async fn assert_completed_once<C>(
+    conn: &C,
+    acked: &[Acked],
+    completed: usize,
+    client: &reqwest::Client,
+    metrics: &str,
+    worker_log: &str,
+) -> (u64, usize)
+where
+    C: redis::aio::ConnectionLike + Clone + Send,
+{
+    let events = completed_events(conn, acked).await;
+    let wrong: Vec<_> = events.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(wrong.is_empty(), "completed events per job: {wrong:?}");
+    let runs = worker_completions(client, metrics, completed).await;
+    let unconfirmed = worker_log
+        .lines()
+        .filter(|l| l.contains("failed to move job to completed"))
+        .count();
+    assert!(
+        runs <= (completed + unconfirmed) as u64,
+        "the worker completed {runs} times for {completed} completed jobs, and logged only \
+         {unconfirmed} completions it could not write"
+    );
+    (runs, unconfirmed)
+}
+
 /// Waits until the worker serving metrics at `addr` counts `completed`
 /// completions, then returns its count (which may be higher: a job run
 /// twice).
 pub async fn worker_completions(client: &reqwest::Client, addr: &str, completed: usize) -> u64 {
     let completed = completed as u64;
-    wait_until("the worker's count settles", Duration::from_secs(30), || {
-        let client = client.clone();
-        async move {
-            let runs = completed_runs(&client, addr).await;
-            if runs >= completed {
-                Check::Done(runs)
-            } else {
-                Check::NotYet(format!("{runs} of {completed}"))
+    wait_until(
+        "the worker's count settles",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            async move {
+                let runs = completed_runs(&client, addr).await;
+                if runs >= completed {
+                    Check::Done(runs)
+                } else {
+                    Check::NotYet(format!("{runs} of {completed}"))
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }
 

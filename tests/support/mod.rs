@@ -45,6 +45,7 @@ impl Drover {
             .env_remove("DROVER_REDIS_CLUSTER_NODES")
             .env_remove("RUST_LOG")
             .env_remove("DATABASE_URL")
+            .env_remove("DROVER_MIGRATE_URL")
             .env_remove("DROVER_API_ADDR")
             .env("DROVER_DATA_DIR", self.dir.path().join("data"))
             .env("NO_COLOR", "1");

@@ -67,7 +67,7 @@ impl Store {
         } else {
             pooled = self.pool.acquire().await?;
             pooled.close_on_drop();
-            &mut *pooled
+            &mut pooled
         };
         let applied = match self.backend {
             StoreBackend::Postgres => {

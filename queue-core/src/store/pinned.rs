@@ -22,8 +22,8 @@
 //! Direct connections (SQLite, PostgreSQL without a pooler) use the pool as
 //! it is, with sqlx's statement cache.
 
-use futures::stream::BoxStream;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
 use sqlx::error::BoxDynError;

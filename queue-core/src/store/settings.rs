@@ -506,7 +506,10 @@ mod tests {
         assert!(settings.transaction_pooling());
         let (options, _) = settings.connect_options().unwrap();
         assert!(
-            options.database_url.as_str().contains("statement-cache-capacity=0"),
+            options
+                .database_url
+                .as_str()
+                .contains("statement-cache-capacity=0"),
             "{}",
             options.database_url
         );
@@ -540,7 +543,10 @@ mod tests {
         ];
         for config in refused {
             let err = config.resolve(Path::new(".")).unwrap_err();
-            assert!(matches!(err, QueueError::InvalidStoreConfig(_)), "{config:?}: {err}");
+            assert!(
+                matches!(err, QueueError::InvalidStoreConfig(_)),
+                "{config:?}: {err}"
+            );
         }
         let timed = StoreConfig {
             statement_timeout_ms: 250,

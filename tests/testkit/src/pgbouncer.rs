@@ -129,7 +129,9 @@ fn binary() -> &'static str {
 fn server_parts(url: &str) -> (String, u16, String) {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or(rest);
-    let (user, hostport) = authority.rsplit_once('@').unwrap_or(("postgres", authority));
+    let (user, hostport) = authority
+        .rsplit_once('@')
+        .unwrap_or(("postgres", authority));
     let user = user.split(':').next().unwrap_or("postgres").to_string();
     let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
     (host.to_string(), port.parse().unwrap_or(5432), user)

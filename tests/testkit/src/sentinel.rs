@@ -61,29 +61,36 @@ impl SentinelGroup {
         // failover can be agreed on and has somewhere to go.
         for i in 0..group.sentinels.len() {
             let port = group.sentinels[i].0;
-            wait_until("sentinels see the group", Duration::from_secs(30), || async {
-                let mut conn = sentinel_conn(port).await;
-                let master: Vec<String> = redis::cmd("SENTINEL")
-                    .arg("master")
-                    .arg(SENTINEL_MASTER)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_default();
-                let field = |name: &str| {
-                    master
-                        .iter()
-                        .position(|f| f == name)
-                        .and_then(|i| master.get(i + 1))
-                        .and_then(|v| v.parse::<usize>().ok())
-                        .unwrap_or(0)
-                };
-                let (replicas_seen, others) = (field("num-slaves"), field("num-other-sentinels"));
-                if replicas_seen == replicas && others == 2 {
-                    Check::Done(())
-                } else {
-                    Check::NotYet(format!("{replicas_seen} replicas, {others} other sentinels"))
-                }
-            })
+            wait_until(
+                "sentinels see the group",
+                Duration::from_secs(30),
+                || async {
+                    let mut conn = sentinel_conn(port).await;
+                    let master: Vec<String> = redis::cmd("SENTINEL")
+                        .arg("master")
+                        .arg(SENTINEL_MASTER)
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap_or_default();
+                    let field = |name: &str| {
+                        master
+                            .iter()
+                            .position(|f| f == name)
+                            .and_then(|i| master.get(i + 1))
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0)
+                    };
+                    let (replicas_seen, others) =
+                        (field("num-slaves"), field("num-other-sentinels"));
+                    if replicas_seen == replicas && others == 2 {
+                        Check::Done(())
+                    } else {
+                        Check::NotYet(format!(
+                            "{replicas_seen} replicas, {others} other sentinels"
+                        ))
+                    }
+                },
+            )
             .await;
         }
         group
@@ -189,7 +196,10 @@ async fn start_sentinel(master_port: u16) -> (u16, ChildGuard, TempDir) {
             if crate::redis_server::answers(port).await {
                 return (port, child, dir);
             }
-            assert!(Instant::now() < deadline, "sentinel on {port} never answered");
+            assert!(
+                Instant::now() < deadline,
+                "sentinel on {port} never answered"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
