@@ -15,9 +15,8 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::load::{Load, LogsOnPanic, assert_completed_once, wait_all_completed};
-use support::{Drover, free_port, http_client, wait_healthy};
+use support::load::{Load, LogsOnPanic, Stack, assert_completed_once, wait_all_completed};
+use support::{Drover, http_client};
 use testkit::{Check, RedisCluster, wait_until};
 
 const QUEUES: &[&str] = &["{c0}", "{c1}", "{c2}", "{c3}", "{c4}", "{c5}"];
@@ -48,22 +47,6 @@ async fn killing_a_master_under_load_loses_no_acknowledged_job() {
     );
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let _logs = LogsOnPanic(vec![drover.log_path("serve"), drover.log_path("worker")]);
-    drover.ok(&["migrate"]).await;
-    let key: Value = drover
-        .json(&[
-            "keys",
-            "create",
-            "--name",
-            "load",
-            "--scope",
-            "admin",
-            "--rate-limit",
-            "1000000",
-            "--json",
-        ])
-        .await;
-    let token = key["token"].as_str().unwrap().to_string();
-
     // The queues' slots are spread over the masters; the victim is the
     // master of the first queue.
     let mut by_master: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
@@ -77,31 +60,10 @@ async fn killing_a_master_under_load_loses_no_acknowledged_job() {
         .await;
     let victim_queues: BTreeSet<&str> = by_master[&victim].iter().copied().collect();
 
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut serve = drover.spawn_env("serve", &["serve", "--addr", &addr], &env);
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let queues = QUEUES.join(",");
-    let mut worker = drover.spawn_env(
-        "worker",
-        &[
-            "worker",
-            "--queue",
-            &queues,
-            "--concurrency",
-            "4",
-            "--metrics-addr",
-            &metrics,
-            "--lock-duration",
-            "4000",
-            "--stalled-interval",
-            "1000",
-        ],
-        &env,
-    );
-    wait_healthy(&addr, "drover serve").await;
+    let mut stack = Stack::start(&drover, QUEUES, &env).await;
 
     let client = http_client();
-    let load = Load::start(&client, &addr, &token, QUEUES, 6);
+    let load = Load::start(&client, &stack.addr, &stack.token, QUEUES, 6);
     load.wait_acked(KILL_AFTER, "load under way", Duration::from_secs(60))
         .await;
     cluster.kill(victim);
@@ -168,12 +130,11 @@ async fn killing_a_master_under_load_loses_no_acknowledged_job() {
         &acked,
         completed,
         &client,
-        &metrics,
+        &stack.metrics,
         &drover.log("worker"),
     )
     .await;
-    assert!(serve.try_wait().is_none(), "drover serve kept running");
-    assert!(worker.try_wait().is_none(), "drover worker kept running");
+    stack.assert_running();
     eprintln!(
         "cluster failover: {} acknowledged ({acked_at_kill} before SIGKILL, {} after), {} refused \
          ({} after the kill); replica promoted {:.2}s after the kill; first add sent to a moved \

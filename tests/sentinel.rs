@@ -12,9 +12,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::load::{Load, LogsOnPanic, assert_completed_once, wait_all_completed};
-use support::{Drover, free_port, http_client, wait_healthy};
+use support::load::{Load, LogsOnPanic, Stack, assert_completed_once, wait_all_completed};
+use support::{Drover, http_client};
 use testkit::SentinelGroup;
 
 const QUEUES: &[&str] = &["orders", "emails"];
@@ -39,46 +38,10 @@ async fn a_sentinel_failover_under_load_loses_no_acknowledged_job() {
         ("REDIS_URL", url.as_str()),
         ("DROVER_CONFIG", config.to_str().unwrap()),
     ];
-    drover.ok(&["migrate"]).await;
-    let key: Value = drover
-        .json(&[
-            "keys",
-            "create",
-            "--name",
-            "load",
-            "--scope",
-            "admin",
-            "--rate-limit",
-            "1000000",
-            "--json",
-        ])
-        .await;
-    let token = key["token"].as_str().unwrap().to_string();
-
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut serve = drover.spawn_env("serve", &["serve", "--addr", &addr], &env);
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let mut worker = drover.spawn_env(
-        "worker",
-        &[
-            "worker",
-            "--queue",
-            &QUEUES.join(","),
-            "--concurrency",
-            "4",
-            "--metrics-addr",
-            &metrics,
-            "--lock-duration",
-            "4000",
-            "--stalled-interval",
-            "1000",
-        ],
-        &env,
-    );
-    wait_healthy(&addr, "drover serve").await;
+    let mut stack = Stack::start(&drover, QUEUES, &env).await;
 
     let client = http_client();
-    let load = Load::start(&client, &addr, &token, QUEUES, 6);
+    let load = Load::start(&client, &stack.addr, &stack.token, QUEUES, 6);
     load.wait_acked(KILL_AFTER, "load under way", Duration::from_secs(60))
         .await;
     let old = group.master().await.unwrap();
@@ -110,14 +73,13 @@ async fn a_sentinel_failover_under_load_loses_no_acknowledged_job() {
         &acked,
         completed,
         &client,
-        &metrics,
+        &stack.metrics,
         &drover.log("worker"),
     )
     .await;
     // No restart: the processes that started before the failover did all
     // of this, and say they followed the new master.
-    assert!(serve.try_wait().is_none(), "drover serve kept running");
-    assert!(worker.try_wait().is_none(), "drover worker kept running");
+    stack.assert_running();
     let new_port = group.servers()[new].port().to_string();
     for label in ["serve", "worker"] {
         let log = drover.log(label);

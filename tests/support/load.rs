@@ -298,3 +298,76 @@ impl Drop for LogsOnPanic {
         }
     }
 }
+
+/// `drover serve` and `drover worker --handler echo` started for a
+/// failover test, with the admin token the load uses.
+pub struct Stack {
+    pub serve: testkit::ChildGuard,
+    pub worker: testkit::ChildGuard,
+    /// The API's address.
+    pub addr: String,
+    /// The worker's `/metrics` address.
+    pub metrics: String,
+    pub token: String,
+}
+
+impl Stack {
+    /// Migrates the store, makes an admin key without a practical rate
+    /// limit, and starts both processes with `env` (concurrency 4 per
+    /// queue, a 4 s lock and a 1 s stalled-job check, so a job whose finish
+    /// was lost runs again soon); returns once the API answers.
+    pub async fn start(drover: &super::Drover, queues: &[&str], env: &[(&str, &str)]) -> Self {
+        drover.ok(&["migrate"]).await;
+        let key: Value = drover
+            .json(&[
+                "keys",
+                "create",
+                "--name",
+                "load",
+                "--scope",
+                "admin",
+                "--rate-limit",
+                "1000000",
+                "--json",
+            ])
+            .await;
+        let token = key["token"].as_str().unwrap().to_string();
+        let addr = format!("127.0.0.1:{}", super::free_port());
+        let serve = drover.spawn_env("serve", &["serve", "--addr", &addr], env);
+        let metrics = format!("127.0.0.1:{}", super::free_port());
+        let worker = drover.spawn_env(
+            "worker",
+            &[
+                "worker",
+                "--queue",
+                &queues.join(","),
+                "--concurrency",
+                "4",
+                "--metrics-addr",
+                &metrics,
+                "--lock-duration",
+                "4000",
+                "--stalled-interval",
+                "1000",
+            ],
+            env,
+        );
+        super::wait_healthy(&addr, "drover serve").await;
+        Self {
+            serve,
+            worker,
+            addr,
+            metrics,
+            token,
+        }
+    }
+
+    /// Asserts both processes still run: nothing was restarted.
+    pub fn assert_running(&mut self) {
+        assert!(self.serve.try_wait().is_none(), "drover serve kept running");
+        assert!(
+            self.worker.try_wait().is_none(),
+            "drover worker kept running"
+        );
+    }
+}
