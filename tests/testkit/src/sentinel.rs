@@ -116,6 +116,19 @@ impl SentinelGroup {
         self.servers[i].kill();
     }
 
+    /// Asks the Sentinels for a failover while the master is healthy
+    /// (`SENTINEL FAILOVER`): it is demoted to a replica and stays
+    /// reachable, read-only.
+    pub async fn failover(&self) {
+        let mut conn = sentinel_conn(self.sentinels[0].0).await;
+        let _: () = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(SENTINEL_MASTER)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
     /// The index of the data server the Sentinels name as master now.
     pub async fn master(&self) -> Option<usize> {
         let mut conn = sentinel_conn(self.sentinels[0].0).await;
