@@ -157,7 +157,7 @@ impl Relay {
     /// Asks the Sentinels for the master, then starts the relay on a fresh
     /// socket and the monitor that follows failovers.
     pub(crate) async fn start(url: &SentinelUrl) -> Result<Self> {
-        let first = find_master(url).await?;
+        let first = find_master(url, None).await?;
         tracing::info!(master = %first, group = %url.master, "sentinel: following the master");
         let dir = private_dir()?;
         let socket = dir.join("redis.sock");
@@ -217,13 +217,14 @@ fn private_dir() -> Result<PathBuf> {
 }
 
 /// Asks each Sentinel in turn for the group's master, and returns the
-/// first address that answers `ROLE` as a master.
-async fn find_master(url: &SentinelUrl) -> Result<SocketAddr> {
+/// first address named that is `current` (no need to ask it again) or
+/// answers `ROLE` as a master.
+async fn find_master(url: &SentinelUrl, current: Option<SocketAddr>) -> Result<SocketAddr> {
     let mut seen = Vec::new();
     for sentinel in &url.sentinels {
         match ask_sentinel(sentinel, &url.master).await {
             Ok(Some(addr)) => {
-                if is_master(addr, url).await {
+                if Some(addr) == current || is_master(addr, url).await {
                     return Ok(addr);
                 }
                 seen.push(format!(
@@ -306,7 +307,7 @@ async fn monitor(
             () = recheck.notified() => {}
         }
         let current = *master.borrow();
-        match find_master(&url).await {
+        match find_master(&url, Some(current)).await {
             Ok(found) if found != current => {
                 tracing::warn!(
                     old = %current, new = %found, group = %url.master,
