@@ -15,7 +15,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use support::load::{Load, LogsOnPanic, Stack, assert_completed_once, wait_all_completed};
+use support::load::{Load, LogsOnPanic, Stack};
 use support::{Drover, http_client};
 use testkit::{Check, RedisCluster, wait_until};
 
@@ -122,19 +122,9 @@ async fn killing_a_master_under_load_loses_no_acknowledged_job() {
         .get_async_connection()
         .await
         .unwrap();
-    let completed = wait_all_completed(&conn, &acked, Duration::from_secs(90)).await;
-    // Each completed once (the completed sets also hold jobs written by
-    // an add that failed before its acknowledgement).
-    let (runs, unconfirmed) = assert_completed_once(
-        &conn,
-        &acked,
-        completed,
-        &client,
-        &stack.metrics,
-        &drover.log("worker"),
-    )
-    .await;
-    stack.assert_running();
+    let (completed, runs, unconfirmed) = stack
+        .assert_completed_once(&conn, &acked, &client, &drover)
+        .await;
     eprintln!(
         "cluster failover: {} acknowledged ({acked_at_kill} before SIGKILL, {} after), {} refused \
          ({} after the kill); replica promoted {:.2}s after the kill; first add sent to a moved \

@@ -12,7 +12,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::load::{Load, LogsOnPanic, Stack, assert_completed_once, wait_all_completed};
+use support::load::{Load, LogsOnPanic, Stack};
 use support::{Drover, http_client};
 use testkit::SentinelGroup;
 
@@ -67,19 +67,11 @@ async fn a_sentinel_failover_under_load_loses_no_acknowledged_job() {
         .unwrap();
 
     let conn = group.servers()[new].conn().await;
-    let completed = wait_all_completed(&conn, &acked, Duration::from_secs(90)).await;
-    let (runs, unconfirmed) = assert_completed_once(
-        &conn,
-        &acked,
-        completed,
-        &client,
-        &stack.metrics,
-        &drover.log("worker"),
-    )
-    .await;
-    // No restart: the processes that started before the failover did all
-    // of this, and say they followed the new master.
-    stack.assert_running();
+    let (completed, runs, unconfirmed) = stack
+        .assert_completed_once(&conn, &acked, &client, &drover)
+        .await;
+    // No restart (checked above): the processes that started before the
+    // failover did all of this, and say they followed the new master.
     let new_port = group.servers()[new].port().to_string();
     for label in ["serve", "worker"] {
         let log = drover.log(label);

@@ -209,38 +209,6 @@ where
     counts
 }
 
-/// Asserts every acknowledged job was completed once by BullMQ (one
-/// `completed` event each), and that the worker ran no job twice except
-/// where it logged that a completion could not be written (the master died
-/// under it: BullMQ's stalled-job check then runs the job again, the
-/// at-least-once case). Returns the handler runs counted by the worker.
-pub async fn assert_completed_once<C>(
-    conn: &C,
-    acked: &[Acked],
-    completed: usize,
-    client: &reqwest::Client,
-    metrics: &str,
-    worker_log: &str,
-) -> (u64, usize)
-where
-    C: redis::aio::ConnectionLike + Clone + Send,
-{
-    let events = completed_events(conn, acked).await;
-    let wrong: Vec<_> = events.iter().filter(|(_, n)| **n != 1).collect();
-    assert!(wrong.is_empty(), "completed events per job: {wrong:?}");
-    let runs = worker_completions(client, metrics, completed).await;
-    let unconfirmed = worker_log
-        .lines()
-        .filter(|l| l.contains("failed to move job to completed"))
-        .count();
-    assert!(
-        runs <= (completed + unconfirmed) as u64,
-        "the worker completed {runs} times for {completed} completed jobs, and logged only \
-         {unconfirmed} completions it could not write"
-    );
-    (runs, unconfirmed)
-}
-
 /// Waits until the worker serving metrics at `addr` counts `completed`
 /// completions, then returns its count (which may be higher: a job run
 /// twice).
@@ -362,12 +330,45 @@ impl Stack {
         }
     }
 
-    /// Asserts both processes still run: nothing was restarted.
-    pub fn assert_running(&mut self) {
+    /// Waits until every acknowledged job is completed (read through
+    /// `conn`), then asserts each was completed once by BullMQ (one
+    /// `completed` event), that the worker ran no job twice except where
+    /// it logged that a completion could not be written (the master died
+    /// under it: BullMQ's stalled-job check then runs the job again, the
+    /// at-least-once case), and that both processes still run (nothing was
+    /// restarted). Returns the completed jobs (which include jobs an add
+    /// wrote before failing unacknowledged), the handler runs the worker
+    /// counted, and the completions it logged as not written.
+    pub async fn assert_completed_once<C>(
+        &mut self,
+        conn: &C,
+        acked: &[Acked],
+        client: &reqwest::Client,
+        drover: &super::Drover,
+    ) -> (usize, u64, usize)
+    where
+        C: redis::aio::ConnectionLike + Clone + Send,
+    {
+        let completed = wait_all_completed(conn, acked, Duration::from_secs(90)).await;
+        let events = completed_events(conn, acked).await;
+        let wrong: Vec<_> = events.iter().filter(|(_, n)| **n != 1).collect();
+        assert!(wrong.is_empty(), "completed events per job: {wrong:?}");
+        let runs = worker_completions(client, &self.metrics, completed).await;
+        let unconfirmed = drover
+            .log("worker")
+            .lines()
+            .filter(|l| l.contains("failed to move job to completed"))
+            .count();
+        assert!(
+            runs <= (completed + unconfirmed) as u64,
+            "the worker completed {runs} times for {completed} completed jobs, and logged only \
+             {unconfirmed} completions it could not write"
+        );
         assert!(self.serve.try_wait().is_none(), "drover serve kept running");
         assert!(
             self.worker.try_wait().is_none(),
             "drover worker kept running"
         );
+        (completed, runs, unconfirmed)
     }
 }
