@@ -128,19 +128,29 @@ impl SentinelUrl {
         })
     }
 
-    /// The URL the process's connections open: the relay's socket, with
-    /// the master's database and credentials.
+    /// The URL the process's connections open: the relay's socket and the
+    /// master's database. No credentials: the relay authenticates each
+    /// connection it opens to the master (see [`authenticate`]), so the
+    /// password is in no URL that a library might log.
     pub(crate) fn relay_url(&self, socket: &Path) -> String {
-        let mut url = format!("redis+unix://{}?db={}", socket.display(), self.db);
-        if let Some(user) = &self.user {
-            url.push_str("&user=");
-            url.push_str(&percent_encode(user));
+        format!("redis+unix://{}?db={}", socket.display(), self.db)
+    }
+
+    /// `AUTH [user] password` as RESP, when the URL has a password.
+    fn auth_command(&self) -> Option<Vec<u8>> {
+        let password = self.password.as_deref()?;
+        let mut args = vec!["AUTH"];
+        if let Some(user) = self.user.as_deref() {
+            args.push(user);
         }
-        if let Some(password) = &self.password {
-            url.push_str("&pass=");
-            url.push_str(&percent_encode(password));
+        args.push(password);
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
-        url
+        Some(out)
     }
 }
 
@@ -171,7 +181,8 @@ impl Relay {
         let stop = CancellationToken::new();
         let recheck = Arc::new(Notify::new());
         tokio::spawn(monitor(url.clone(), tx, Arc::clone(&recheck), stop.clone()));
-        tokio::spawn(accept(listener, rx.clone(), recheck, stop.clone()));
+        let auth = Arc::new(url.auth_command());
+        tokio::spawn(accept(listener, rx.clone(), auth, recheck, stop.clone()));
         Ok(Self {
             socket,
             dir,
@@ -228,7 +239,8 @@ async fn find_master(url: &SentinelUrl, current: Option<SocketAddr>) -> Result<S
                     return Ok(addr);
                 }
                 seen.push(format!(
-                    "{sentinel} names {addr}, which is not a master yet"
+                    "{sentinel} names {addr}, which did not answer ROLE as a master (down, \
+                     still a replica, or refusing the URL's credentials)"
                 ));
             }
             Ok(None) => seen.push(format!("{sentinel} does not know {:?}", url.master)),
@@ -325,6 +337,7 @@ async fn monitor(
 async fn accept(
     listener: UnixListener,
     master: watch::Receiver<SocketAddr>,
+    auth: Arc<Option<Vec<u8>>>,
     recheck: Arc<Notify>,
     stop: CancellationToken,
 ) {
@@ -342,6 +355,7 @@ async fn accept(
         tokio::spawn(pipe(
             client,
             master.clone(),
+            Arc::clone(&auth),
             Arc::clone(&recheck),
             stop.clone(),
         ));
@@ -353,13 +367,25 @@ async fn accept(
 async fn pipe(
     mut client: UnixStream,
     mut master: watch::Receiver<SocketAddr>,
+    auth: Arc<Option<Vec<u8>>>,
     recheck: Arc<Notify>,
     stop: CancellationToken,
 ) {
     let addr = *master.borrow_and_update();
-    let upstream = tokio::time::timeout(ASK_TIMEOUT, TcpStream::connect(addr)).await;
+    let upstream = tokio::time::timeout(ASK_TIMEOUT, async {
+        let mut stream = TcpStream::connect(addr).await?;
+        if let Some(command) = auth.as_ref() {
+            authenticate(&mut stream, command).await?;
+        }
+        Ok::<_, std::io::Error>(stream)
+    })
+    .await;
     let mut upstream = match upstream {
         Ok(Ok(stream)) => stream,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            tracing::warn!(master = %addr, error = %e, "sentinel relay: the master refused AUTH");
+            return;
+        }
         _ => {
             // The client sees its connection closed and retries; meanwhile
             // the Sentinels are asked at once whether the master moved.
@@ -372,6 +398,28 @@ async fn pipe(
         () = stop.cancelled() => {}
         _ = master.changed() => {}
         _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+    }
+}
+
+/// Sends `AUTH` on a new connection to the master and reads its one-line
+/// answer; anything but `+OK` is refused as `PermissionDenied`.
+async fn authenticate(stream: &mut TcpStream, command: &[u8]) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(command).await?;
+    let mut line = Vec::new();
+    while !line.ends_with(b"\r\n") {
+        if line.len() > 1_024 {
+            break;
+        }
+        line.push(stream.read_u8().await?);
+    }
+    if line == b"+OK\r\n" {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            String::from_utf8_lossy(&line).trim_end().to_owned(),
+        ))
     }
 }
 
@@ -422,7 +470,22 @@ mod tests {
         assert!(!format!("{u:?}").contains("p@ss"), "{u:?}");
         assert_eq!(
             u.relay_url(Path::new("/tmp/x/redis.sock")),
-            "redis+unix:///tmp/x/redis.sock?db=3&pass=p%40ss%2B"
+            "redis+unix:///tmp/x/redis.sock?db=3"
+        );
+        assert_eq!(
+            u.auth_command().unwrap(),
+            b"*2\r\n$4\r\nAUTH\r\n$5\r\np@ss+\r\n"
+        );
+        let u = SentinelUrl::parse("redis+sentinel://drover:pw@h:1/m").unwrap();
+        assert_eq!(
+            u.auth_command().unwrap(),
+            b"*3\r\n$4\r\nAUTH\r\n$6\r\ndrover\r\n$2\r\npw\r\n"
+        );
+        assert_eq!(
+            SentinelUrl::parse("redis+sentinel://h:1/m")
+                .unwrap()
+                .auth_command(),
+            None
         );
     }
 

@@ -71,3 +71,60 @@ async fn a_connection_follows_a_failover_to_a_replica_while_the_old_master_lives
         .unwrap();
     assert_eq!(pong, "PONG");
 }
+
+/// With a password on the data servers: the relay authenticates its
+/// connections to the master (the password is in no URL a library logs),
+/// follows a SIGKILL failover, and a wrong password fails at connect.
+#[tokio::test]
+async fn a_password_protected_group_is_followed_through_a_crash() {
+    let mut group = SentinelGroup::start_with_password(1, Some("s3cr3t-pw")).await;
+    let url = group
+        .url()
+        .replace("redis+sentinel://", "redis+sentinel://:s3cr3t-pw@");
+    let settings = RedisConfig {
+        url,
+        ..RedisConfig::default()
+    }
+    .resolve()
+    .unwrap();
+    let conn = Connection::connect(settings).await.unwrap();
+    let q = QueueName::new("q").unwrap();
+    let job = NewJob {
+        name: "n".into(),
+        data: json!({}),
+        opts: JobOptions::default(),
+    };
+    producer::enqueue(&conn, &q, &job).await.unwrap();
+
+    group.kill(0);
+    let new = group.wait_failover(0, Duration::from_secs(30)).await;
+    let id = wait_until(
+        "an add on the new master",
+        Duration::from_secs(30),
+        || async {
+            match producer::enqueue(&conn, &q, &job).await {
+                Ok(id) => Check::Done(id),
+                Err(e) => Check::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await;
+    let on_new: u64 = redis::cmd("EXISTS")
+        .arg(format!("bull:q:{id}"))
+        .query_async(&mut group.data_conn(new).await)
+        .await
+        .unwrap();
+    assert_eq!(on_new, 1, "job {id} is on the new master");
+
+    let wrong = RedisConfig {
+        url: group
+            .url()
+            .replace("redis+sentinel://", "redis+sentinel://:nope@"),
+        ..RedisConfig::default()
+    }
+    .resolve()
+    .unwrap();
+    let err = Connection::connect(wrong).await.unwrap_err().to_string();
+    assert!(err.contains("credentials"), "{err}");
+    assert!(!err.contains("nope"), "{err}");
+}

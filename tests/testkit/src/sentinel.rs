@@ -23,12 +23,20 @@ pub struct SentinelGroup {
     /// `[0]` is the first master; the rest start as its replicas.
     servers: Vec<RedisServer>,
     sentinels: Vec<(u16, ChildGuard, TempDir)>,
+    /// The data servers' password, if they require one.
+    password: Option<String>,
 }
 
 impl SentinelGroup {
     /// Starts a master with `replicas` replicas in sync, and three
     /// Sentinels that all see it.
     pub async fn start(replicas: usize) -> Self {
+        Self::start_with_password(replicas, None).await
+    }
+
+    /// [`start`](Self::start), with every data server requiring
+    /// `password` (replicas and Sentinels are given it).
+    pub async fn start_with_password(replicas: usize, password: Option<&str>) -> Self {
         let master = RedisServer::start().await;
         let port = master.port().to_string();
         let mut servers = vec![master];
@@ -38,6 +46,7 @@ impl SentinelGroup {
         let group = Self {
             servers,
             sentinels: Vec::new(),
+            password: None,
         };
         wait_until("replicas in sync", Duration::from_secs(30), || async {
             let info: String = redis::cmd("INFO")
@@ -53,8 +62,24 @@ impl SentinelGroup {
         })
         .await;
         let mut group = group;
+        if let Some(password) = password {
+            // Set after start: RedisServer's readiness probe does not
+            // authenticate. `masterauth` first, so replicas reconnect.
+            for option in ["masterauth", "requirepass"] {
+                for server in &group.servers {
+                    let _: () = redis::cmd("CONFIG")
+                        .arg("SET")
+                        .arg(option)
+                        .arg(password)
+                        .query_async(&mut server.conn().await)
+                        .await
+                        .unwrap();
+                }
+            }
+            group.password = Some(password.to_owned());
+        }
         for _ in 0..3 {
-            let sentinel = start_sentinel(group.servers[0].port()).await;
+            let sentinel = start_sentinel(group.servers[0].port(), password).await;
             group.sentinels.push(sentinel);
         }
         // Every Sentinel knows the replicas and the other Sentinels, so a
@@ -129,6 +154,23 @@ impl SentinelGroup {
             .unwrap();
     }
 
+    /// A connection to data server `i`, authenticated when it needs it.
+    pub async fn data_conn(&self, i: usize) -> redis::aio::MultiplexedConnection {
+        let auth = self
+            .password
+            .as_deref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        redis::Client::open(format!(
+            "redis://{auth}127.0.0.1:{}",
+            self.servers[i].port()
+        ))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+    }
+
     /// The index of the data server the Sentinels name as master now.
     pub async fn master(&self) -> Option<usize> {
         let mut conn = sentinel_conn(self.sentinels[0].0).await;
@@ -147,7 +189,7 @@ impl SentinelGroup {
         wait_until("sentinel failover", deadline, || async {
             match self.master().await {
                 Some(m) if m != old => {
-                    if role(self.servers[m].conn().await).await.as_deref() == Some("master") {
+                    if role(self.data_conn(m).await).await.as_deref() == Some("master") {
                         Check::Done(m)
                     } else {
                         Check::NotYet(format!("server {m} named, not master yet"))
@@ -172,7 +214,7 @@ async fn sentinel_conn(port: u16) -> redis::aio::MultiplexedConnection {
 }
 
 /// Starts one Sentinel watching the master on `master_port`.
-async fn start_sentinel(master_port: u16) -> (u16, ChildGuard, TempDir) {
+async fn start_sentinel(master_port: u16, password: Option<&str>) -> (u16, ChildGuard, TempDir) {
     for _ in 0..10 {
         let dir = tempfile::Builder::new()
             .prefix("drover-sentinel-")
@@ -187,8 +229,11 @@ async fn start_sentinel(master_port: u16) -> (u16, ChildGuard, TempDir) {
                  sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 2\n\
                  sentinel down-after-milliseconds {SENTINEL_MASTER} {DOWN_AFTER_MS}\n\
                  sentinel failover-timeout {SENTINEL_MASTER} 10000\n\
-                 sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
-                dir = dir.path().display()
+                 sentinel parallel-syncs {SENTINEL_MASTER} 1\n{auth}",
+                dir = dir.path().display(),
+                auth = password
+                    .map(|p| format!("sentinel auth-pass {SENTINEL_MASTER} {p}\n"))
+                    .unwrap_or_default(),
             ),
         )
         .unwrap();
