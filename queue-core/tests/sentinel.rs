@@ -28,12 +28,7 @@ async fn a_connection_follows_a_failover_to_a_replica_while_the_old_master_lives
     let first = conn.sentinel_master().unwrap();
     assert_eq!(first.port(), group.servers()[0].port());
     let q = QueueName::new("q").unwrap();
-    let job = NewJob {
-        name: "n".into(),
-        data: json!({}),
-        opts: JobOptions::default(),
-    };
-    producer::enqueue(&conn, &q, &job).await.unwrap();
+    producer::enqueue(&conn, &q, &job()).await.unwrap();
 
     group.failover().await;
     let new = group.wait_failover(0, Duration::from_secs(30)).await;
@@ -45,24 +40,7 @@ async fn a_connection_follows_a_failover_to_a_replica_while_the_old_master_lives
         }
     })
     .await;
-    // Adds succeed again (after the reconnect the first may still fail).
-    let id = wait_until(
-        "an add on the new master",
-        Duration::from_secs(30),
-        || async {
-            match producer::enqueue(&conn, &q, &job).await {
-                Ok(id) => Check::Done(id),
-                Err(e) => Check::NotYet(e.to_string()),
-            }
-        },
-    )
-    .await;
-    let on_new: u64 = redis::cmd("EXISTS")
-        .arg(format!("bull:q:{id}"))
-        .query_async(&mut group.servers()[new].conn().await)
-        .await
-        .unwrap();
-    assert_eq!(on_new, 1, "job {id} is on the new master");
+    adds_land_on(&conn, &group, new).await;
     // The old master never went down: only the relay moved the
     // connections (the Sentinels demote it to a replica later).
     let pong: String = redis::cmd("PING")
@@ -89,32 +67,11 @@ async fn a_password_protected_group_is_followed_through_a_crash() {
     .unwrap();
     let conn = Connection::connect(settings).await.unwrap();
     let q = QueueName::new("q").unwrap();
-    let job = NewJob {
-        name: "n".into(),
-        data: json!({}),
-        opts: JobOptions::default(),
-    };
-    producer::enqueue(&conn, &q, &job).await.unwrap();
+    producer::enqueue(&conn, &q, &job()).await.unwrap();
 
     group.kill(0);
     let new = group.wait_failover(0, Duration::from_secs(30)).await;
-    let id = wait_until(
-        "an add on the new master",
-        Duration::from_secs(30),
-        || async {
-            match producer::enqueue(&conn, &q, &job).await {
-                Ok(id) => Check::Done(id),
-                Err(e) => Check::NotYet(e.to_string()),
-            }
-        },
-    )
-    .await;
-    let on_new: u64 = redis::cmd("EXISTS")
-        .arg(format!("bull:q:{id}"))
-        .query_async(&mut group.data_conn(new).await)
-        .await
-        .unwrap();
-    assert_eq!(on_new, 1, "job {id} is on the new master");
+    adds_land_on(&conn, &group, new).await;
 
     let wrong = RedisConfig {
         url: group
@@ -127,4 +84,35 @@ async fn a_password_protected_group_is_followed_through_a_crash() {
     let err = Connection::connect(wrong).await.unwrap_err().to_string();
     assert!(err.contains("credentials"), "{err}");
     assert!(!err.contains("nope"), "{err}");
+}
+
+/// Adds through `conn` succeed again (after the reconnect the first may
+/// still fail), and land on data server `new`.
+async fn adds_land_on(conn: &Connection, group: &SentinelGroup, new: usize) {
+    let q = QueueName::new("q").unwrap();
+    let id = wait_until(
+        "an add on the new master",
+        Duration::from_secs(30),
+        || async {
+            match producer::enqueue(conn, &q, &job()).await {
+                Ok(id) => Check::Done(id),
+                Err(e) => Check::NotYet(e.to_string()),
+            }
+        },
+    )
+    .await;
+    let on_new: u64 = redis::cmd("EXISTS")
+        .arg(format!("bull:q:{id}"))
+        .query_async(&mut group.data_conn(new).await)
+        .await
+        .unwrap();
+    assert_eq!(on_new, 1, "job {id} is on the new master");
+}
+
+fn job() -> NewJob {
+    NewJob {
+        name: "n".into(),
+        data: json!({}),
+        opts: JobOptions::default(),
+    }
 }
