@@ -314,7 +314,10 @@ async fn monitor(
 ) {
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => {
+                tracing::debug!(group = %url.master, "sentinel: relay stopped");
+                return;
+            }
             () = tokio::time::sleep(POLL) => {}
             () = recheck.notified() => {}
         }
