@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use queue_core::inspect::{self, Order};
-use queue_core::{
-    Connection, Consumer, ConsumerOptions, Disposition, JobState, QueueDiscovery, RedisConfig,
-};
+use queue_core::{Consumer, ConsumerOptions, Disposition, JobState, QueueDiscovery};
 use serde_json::json;
 use support::*;
 use testkit::{Check, RedisCluster, wait_until};
@@ -19,16 +17,7 @@ use testkit::{Check, RedisCluster, wait_until};
 #[tokio::test]
 async fn queues_work_across_a_cluster() {
     let cluster = RedisCluster::start(3).await;
-    let conn = Connection::connect(
-        RedisConfig {
-            cluster_nodes: cluster.urls(),
-            ..RedisConfig::default()
-        }
-        .resolve()
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let conn = connect_cluster(&cluster).await;
     // Hash-tagged names keep each queue in one slot; different tags land on
     // different masters.
     let names = [
@@ -132,16 +121,7 @@ async fn queues_work_across_a_cluster() {
 #[tokio::test]
 async fn node_and_drover_share_tagged_queues_on_a_cluster() {
     let cluster = RedisCluster::start(3).await;
-    let conn = Connection::connect(
-        RedisConfig {
-            cluster_nodes: cluster.urls(),
-            ..RedisConfig::default()
-        }
-        .resolve()
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let conn = connect_cluster(&cluster).await;
     let (to_node, to_drover) = (queue("{to-node}"), queue("{to-drover}"));
     for i in 0..5 {
         add(&conn, &to_node, "from-drover", json!({ "i": i }), json!({})).await;
