@@ -50,6 +50,16 @@ pub(crate) struct GlobalArgs {
         value_name = "URL"
     )]
     pub(crate) database_url: Option<String>,
+    /// With `[store] transaction_pooling`: a direct PostgreSQL URL that
+    /// `drover migrate` uses instead of the pooler.
+    #[arg(
+        long,
+        global = true,
+        env = "DROVER_MIGRATE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub(crate) migrate_url: Option<String>,
     /// Where local state lives: the SQLite store and, for `drover dev`, the
     /// private redis-server's data.
     #[arg(long, global = true, env = "DROVER_DATA_DIR", value_name = "DIR")]

@@ -118,6 +118,9 @@ impl FileConfig {
         if let Some(url) = &global.database_url {
             config.store.url = Some(url.clone()).filter(|u| !u.is_empty());
         }
+        if let Some(url) = &global.migrate_url {
+            config.store.migrate_url = Some(url.clone()).filter(|u| !u.is_empty());
+        }
         if let Some(dir) = &global.data_dir {
             config.data_dir = Some(dir.clone());
         }

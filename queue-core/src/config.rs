@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::error::{QueueError, Result};
 use crate::keys::DROVER_NAMESPACE;
+use crate::sentinel::{self, SentinelUrl};
 use crate::tls::{RedisTlsConfig, TlsPem};
 
 /// Redis settings as written in the `[redis]` table of the config file.
@@ -18,7 +19,9 @@ use crate::tls::{RedisTlsConfig, TlsPem};
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `redis://host:port[/db]`, `rediss://` for TLS, or `redis+unix:///path`.
+    /// `redis://host:port[/db]`, `rediss://` for TLS, `redis+unix:///path`,
+    /// or `redis+sentinel://host:port[,host:port…]/<master>[/<db>]` to find
+    /// the master through Redis Sentinel and follow its failovers.
     /// Ignored when `cluster_nodes` is set. Env: `REDIS_URL`.
     pub url: String,
     /// Seed nodes of a Redis Cluster (`redis://host:port` each). When
@@ -32,6 +35,14 @@ pub struct RedisConfig {
     /// How long a worker waits before fetching again after Redis failed a
     /// command (a restart, a failover).
     pub reconnect_delay_ms: u64,
+    /// Replicas that must confirm an added job (Redis `WAIT`) before the
+    /// add is acknowledged; 0 (the default) acknowledges once the master
+    /// has it. With 1 or more, a job acknowledged before a master dies is
+    /// on a replica that can take over.
+    pub wait_replicas: u32,
+    /// How long an add waits for `wait_replicas` confirmations, in ms
+    /// (1 to 5000); short of them it fails as retryable.
+    pub wait_timeout_ms: u64,
     /// `[redis.tls]`: a private CA and a client certificate for `rediss://`.
     pub tls: RedisTlsConfig,
 }
@@ -43,6 +54,8 @@ impl Default for RedisConfig {
             cluster_nodes: Vec::new(),
             prefix: "bull".to_string(),
             reconnect_delay_ms: 1_000,
+            wait_replicas: 0,
+            wait_timeout_ms: 1_000,
             tls: RedisTlsConfig::default(),
         }
     }
@@ -62,6 +75,8 @@ impl fmt::Debug for RedisConfig {
             )
             .field("prefix", &self.prefix)
             .field("reconnect_delay_ms", &self.reconnect_delay_ms)
+            .field("wait_replicas", &self.wait_replicas)
+            .field("wait_timeout_ms", &self.wait_timeout_ms)
             .field("tls", &self.tls)
             .finish()
     }
@@ -74,6 +89,11 @@ pub struct RedisSettings {
     pub(crate) cluster_nodes: Vec<String>,
     pub(crate) prefix: String,
     pub(crate) reconnect_delay: Duration,
+    /// Replicas that confirm each add, and how long to wait for them.
+    pub(crate) wait_replicas: u32,
+    pub(crate) wait_timeout: Duration,
+    /// Set when `url` is a `redis+sentinel://` URL.
+    pub(crate) sentinel: Option<SentinelUrl>,
     /// TLS material beyond the web roots (see `tls.rs`).
     pub(crate) tls: Option<TlsPem>,
 }
@@ -95,8 +115,24 @@ impl RedisConfig {
     pub fn resolve(&self) -> Result<RedisSettings> {
         validate_prefix(&self.prefix)?;
         self.tls.check()?;
+        if !(1..=5_000).contains(&self.wait_timeout_ms) {
+            return Err(QueueError::InvalidConfig(format!(
+                "[redis] wait_timeout_ms must be between 1 and 5000, got {}",
+                self.wait_timeout_ms
+            )));
+        }
+        let mut sentinel = None;
         if self.cluster_nodes.is_empty() {
-            validate_url(&self.url)?;
+            if self.url.starts_with(sentinel::SCHEME) {
+                if self.tls != RedisTlsConfig::default() {
+                    return Err(QueueError::InvalidConfig(
+                        "[redis.tls] cannot be used with a redis+sentinel:// URL yet".into(),
+                    ));
+                }
+                sentinel = Some(SentinelUrl::parse(&self.url)?);
+            } else {
+                validate_url(&self.url)?;
+            }
         } else {
             for node in &self.cluster_nodes {
                 validate_url(node)?;
@@ -113,6 +149,9 @@ impl RedisConfig {
             cluster_nodes: self.cluster_nodes.clone(),
             prefix: self.prefix.clone(),
             reconnect_delay: Duration::from_millis(self.reconnect_delay_ms.max(50)),
+            wait_replicas: self.wait_replicas,
+            wait_timeout: Duration::from_millis(self.wait_timeout_ms),
+            sentinel,
             tls: None,
         })
     }
@@ -200,7 +239,7 @@ fn validate_url(url: &str) -> Result<()> {
         Ok(())
     } else {
         Err(QueueError::InvalidConfig(format!(
-            "redis URL {} must start with redis://, rediss:// or redis+unix://",
+            "redis URL {} must start with redis://, rediss://, redis+unix:// or redis+sentinel://",
             redact_url(url)
         )))
     }
@@ -277,6 +316,34 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("cache.internal:6380/0"), "{shown}");
+    }
+
+    #[test]
+    fn sentinel_urls_and_replica_waits_are_checked() {
+        let config = RedisConfig {
+            url: "redis+sentinel://:pw@127.0.0.1:26379/mymaster".into(),
+            wait_replicas: 1,
+            ..RedisConfig::default()
+        };
+        let settings = config.resolve().unwrap();
+        assert_eq!(settings.sentinel.as_ref().unwrap().master, "mymaster");
+        assert!(
+            !settings.describe().contains("pw"),
+            "{}",
+            settings.describe()
+        );
+        let bad = RedisConfig {
+            url: "redis+sentinel://127.0.0.1:26379".into(),
+            ..RedisConfig::default()
+        };
+        assert!(bad.resolve().is_err());
+        for wait_timeout_ms in [0, 5_001] {
+            let bad = RedisConfig {
+                wait_timeout_ms,
+                ..RedisConfig::default()
+            };
+            assert!(bad.resolve().is_err(), "{wait_timeout_ms}");
+        }
     }
 
     #[test]

@@ -14,8 +14,9 @@ use bullmq::options::RedisConnectionOptions;
 use bullmq::redis_connection::{AnyConnection, RedisConnection};
 
 use crate::config::RedisSettings;
-use crate::error::Result;
+use crate::error::{QueueError, Result};
 use crate::names::QueueName;
+use crate::sentinel::Relay;
 
 /// A cloneable handle on Redis, with the key prefix it serves.
 #[derive(Clone)]
@@ -26,9 +27,17 @@ pub struct Connection {
 struct Inner {
     redis: RedisConnection,
     settings: RedisSettings,
+    /// What bullmq's connections open: the settings' URL, or with Sentinel
+    /// the relay's socket.
+    url: String,
+    /// With Sentinel, the relay that follows the master (dropped last).
+    relay: Option<Relay>,
     /// bullmq `Queue` handles by name; creating one writes the queue's
     /// `meta`, so they are made only for queues being written to.
     queues: Mutex<HashMap<QueueName, bullmq::Queue>>,
+    /// Queues whose last `WAIT` fell short, and until when adds to them
+    /// are refused before anything is written (see `confirm_replicated`).
+    short_of_replicas: Mutex<HashMap<QueueName, Instant>>,
 }
 
 impl fmt::Debug for Connection {
@@ -42,15 +51,111 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// Connects and checks the server answers.
     pub async fn connect(settings: RedisSettings) -> Result<Self> {
-        let redis = RedisConnection::new_managed_only(&bullmq_options(&settings)).await?;
+        let (relay, url) = match &settings.sentinel {
+            Some(sentinel) => {
+                let relay = Relay::start(sentinel).await?;
+                let url = sentinel.relay_url(relay.socket());
+                (Some(relay), url)
+            }
+            None => (None, settings.url.clone()),
+        };
+        let redis = RedisConnection::new_managed_only(&bullmq_options(&settings, &url)).await?;
         redis.ping().await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 redis,
                 settings,
+                url,
+                relay,
                 queues: Mutex::new(HashMap::new()),
+                short_of_replicas: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// With Sentinel, the master's address now (for logs and tests).
+    pub fn sentinel_master(&self) -> Option<std::net::SocketAddr> {
+        self.inner.relay.as_ref().map(Relay::master)
+    }
+
+    /// Refuses an add to `queue` before anything is written while its
+    /// master was recently short of replicas (its last `WAIT` fell short,
+    /// less than `wait_timeout_ms` ago). A `WAIT` blocks the shared
+    /// connection it is sent on, so without this every add to a master
+    /// that lost its replica would hold up the process's other commands
+    /// for the whole timeout; instead one add per timeout probes whether a
+    /// replica is back.
+    pub(crate) fn check_replicas(&self, queue: &QueueName) -> Result<()> {
+        if self.inner.settings.wait_replicas == 0 {
+            return Ok(());
+        }
+        let mut short = self
+            .inner
+            .short_of_replicas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match short.get(queue) {
+            Some(until) if Instant::now() < *until => Err(QueueError::NotReplicated {
+                queue: queue.to_string(),
+                acked: 0,
+                wanted: self.inner.settings.wait_replicas,
+                written: false,
+            }),
+            Some(_) => {
+                // Let this add probe; the next ones wait for its outcome.
+                short.insert(
+                    queue.clone(),
+                    Instant::now() + self.inner.settings.wait_timeout,
+                );
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until `[redis] wait_replicas` replicas hold every write this
+    /// process sent so far on the shared connection (Redis `WAIT`, sent to
+    /// the master of `queue`'s slot on a cluster). Called after an add, so
+    /// an acknowledged job survives its master's death. Fewer confirmations
+    /// within `wait_timeout_ms` fail as retryable: the job may exist on the
+    /// master alone.
+    pub(crate) async fn confirm_replicated(&self, queue: &QueueName) -> Result<()> {
+        let settings = &self.inner.settings;
+        let wanted = settings.wait_replicas;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let timeout_ms = u64::try_from(settings.wait_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(wanted).arg(timeout_ms);
+        let acked: i64 = match self.redis() {
+            AnyConnection::Cluster(mut cluster) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let slot =
+                    crate::keys::cluster_slot(&crate::keys::queue(self.prefix(), queue).meta());
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                redis::from_redis_value(cluster.route_command(cmd, route).await?)?
+            }
+            mut single => cmd.query_async(&mut single).await?,
+        };
+        let mut short = self
+            .inner
+            .short_of_replicas
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if acked < i64::from(wanted) {
+            short.insert(queue.clone(), Instant::now() + settings.wait_timeout);
+            return Err(QueueError::NotReplicated {
+                queue: queue.to_string(),
+                acked: u32::try_from(acked.max(0)).unwrap_or(0),
+                wanted,
+                written: true,
+            });
+        }
+        short.remove(queue);
+        Ok(())
     }
 
     /// The settings this connection was opened with.
@@ -82,7 +187,7 @@ impl Connection {
 
     /// Options for the connections bullmq's `Worker` opens for itself.
     pub(crate) fn bullmq_options(&self) -> RedisConnectionOptions {
-        bullmq_options(&self.inner.settings)
+        bullmq_options(&self.inner.settings, &self.inner.url)
     }
 
     /// A bullmq `Queue` handle for writing to `queue` (enqueue, admin).
@@ -90,6 +195,7 @@ impl Connection {
         if let Some(q) = self.lock_queues().get(queue) {
             return Ok(q.clone());
         }
+        self.check_cluster_queue(queue)?;
         let opts = bullmq::QueueOptions::new()
             .prefix(self.prefix())
             .skip_version_check();
@@ -103,6 +209,23 @@ impl Connection {
             .await?;
         self.lock_queues().insert(queue.clone(), handle.clone());
         Ok(handle)
+    }
+
+    /// On a Redis Cluster, refuses a queue whose keys would spread over
+    /// several slots: BullMQ's scripts would fail with CROSSSLOT on every
+    /// call, so writing to or consuming such a queue is refused up front,
+    /// with what to do instead. Reads (counts, pages) of such a queue still
+    /// work, one key at a time.
+    pub(crate) fn check_cluster_queue(&self, queue: &QueueName) -> Result<()> {
+        if !self.is_cluster() || crate::keys::queue_shares_slot(self.prefix(), queue) {
+            return Ok(());
+        }
+        Err(QueueError::InvalidQueueName {
+            name: queue.to_string(),
+            reason: "has no {hash tag}, and on a Redis Cluster every key of a queue must share \
+                     one slot: name it like \"{emails}\" (one slot per queue, spread over the \
+                     masters) or set a prefix like \"{bull}\" (all queues in one slot)",
+        })
     }
 
     /// A bullmq `FlowProducer` on the shared connection, for atomic bulk
@@ -145,8 +268,8 @@ pub async fn answers_ping(url: &str, timeout: Duration) -> bool {
     matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(_)))
 }
 
-fn bullmq_options(settings: &RedisSettings) -> RedisConnectionOptions {
-    let mut options = RedisConnectionOptions::new().url(settings.url.clone());
+fn bullmq_options(settings: &RedisSettings, url: &str) -> RedisConnectionOptions {
+    let mut options = RedisConnectionOptions::new().url(url);
     if !settings.cluster_nodes.is_empty() {
         options = options.cluster_nodes(settings.cluster_nodes.iter().cloned());
     }

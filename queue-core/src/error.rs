@@ -36,6 +36,29 @@ pub enum QueueError {
     /// Job options are out of range or contradict each other.
     #[error("invalid job options: {0}")]
     InvalidOptions(String),
+    /// Fewer replicas than `[redis] wait_replicas` confirmed an add in
+    /// time (`written`: the job may exist on the master alone; retrying
+    /// with the same `Idempotency-Key` adds it at most once), or the
+    /// queue's master was short of replicas a moment ago and nothing was
+    /// written.
+    #[error(
+        "queue {queue:?}: {acked} of {wanted} replicas confirmed {}",
+        if *written {
+            "the add in time; the job may exist on the master only, retry with the same Idempotency-Key"
+        } else {
+            "the last add moments ago; nothing was written, retry shortly"
+        }
+    )]
+    NotReplicated {
+        /// The queue added to.
+        queue: String,
+        /// Replicas that confirmed.
+        acked: u32,
+        /// Replicas required.
+        wanted: u32,
+        /// Whether the job was written to the master before the shortfall.
+        written: bool,
+    },
     /// The Redis connection settings are unusable.
     #[error("invalid redis settings: {0}")]
     InvalidConfig(String),
@@ -268,7 +291,9 @@ impl QueueError {
             | Self::ApiKeyNameTaken { .. }
             | Self::ScheduleNotOwned { .. }
             | Self::WorkflowRunNotInState { .. } => ErrorKind::Conflict,
-            Self::StoreSchemaOutdated { .. } | Self::ScheduleBusy => ErrorKind::Unavailable,
+            Self::StoreSchemaOutdated { .. } | Self::ScheduleBusy | Self::NotReplicated { .. } => {
+                ErrorKind::Unavailable
+            }
             Self::Store(e) if is_store_transient(e) => ErrorKind::Unavailable,
             Self::Store(_) | Self::StoreMigration(_) | Self::StoreData(_) => ErrorKind::Internal,
             Self::Redis(e) if is_transient(e) => ErrorKind::Unavailable,

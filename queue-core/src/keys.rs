@@ -136,6 +136,21 @@ pub(crate) fn cluster_slot(key: &str) -> u16 {
     crc16_xmodem(tagged) % 16_384
 }
 
+/// Whether every key of `queue` under `prefix` hashes to one Redis
+/// Cluster slot, as BullMQ's scripts need (they touch several keys of a
+/// queue at once). That holds when the part all of them share,
+/// `<prefix>:<queue>:`, holds the whole of their hash tag: the first `{`
+/// and the first `}` after it, with something between. `{emails}` as the
+/// queue name (one slot per queue, queues spread over the masters) or
+/// `{bull}` as the prefix (every queue in one slot) both qualify.
+pub(crate) fn queue_shares_slot(prefix: &str, queue: &QueueName) -> bool {
+    let shared = format!("{prefix}:{}:", queue.as_str());
+    let Some(open) = shared.find('{') else {
+        return false;
+    };
+    shared[open + 1..].find('}').is_some_and(|close| close > 0)
+}
+
 fn crc16_xmodem(data: &[u8]) -> u16 {
     let mut crc: u16 = 0;
     for &byte in data {
@@ -205,6 +220,28 @@ mod tests {
     fn drover_keys_cannot_be_bullmq_keys_of_an_allowed_prefix() {
         // `drover` is refused as a BullMQ prefix, so this key is ours alone.
         assert!(worker_registry("bull").starts_with("drover:"));
+    }
+
+    #[test]
+    fn queues_share_a_slot_only_with_a_whole_tag_in_the_shared_part() {
+        let q = |name: &str| QueueName::new(name).unwrap();
+        assert!(queue_shares_slot("bull", &q("{emails}")));
+        assert!(queue_shares_slot("bull", &q("tenant-{7}-emails")));
+        assert!(queue_shares_slot("{bull}", &q("emails")));
+        assert!(queue_shares_slot("a{b", &q("c}d")));
+        assert!(!queue_shares_slot("bull", &q("emails")));
+        // An empty tag hashes the whole key, which differs per key.
+        assert!(!queue_shares_slot("bull", &q("{}emails")));
+        // A `{` whose `}` would come from the key's suffix (a job id).
+        assert!(!queue_shares_slot("bull", &q("{emails")));
+        // Whatever the check says is what Redis does with the keys.
+        for (prefix, name) in [("bull", "{emails}"), ("{bull}", "x"), ("bull", "a{b}c")] {
+            let k = queue(prefix, &q(name));
+            assert_eq!(cluster_slot(&k.wait()), cluster_slot(&k.meta()));
+            assert_eq!(cluster_slot(&k.wait()), cluster_slot(&k.job_key("42")));
+        }
+        let k = queue("bull", &q("emails"));
+        assert_ne!(cluster_slot(&k.wait()), cluster_slot(&k.meta()));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod keys;
 mod names;
 mod record;
 mod retry;
+mod sentinel;
 mod state;
 mod tls;
 

@@ -209,8 +209,10 @@ pub(crate) fn retention_to_bullmq(r: Retention) -> bullmq::types::RemoveOnFinish
 /// a deduplication id matched).
 pub async fn enqueue(conn: &Connection, queue: &QueueName, job: &NewJob) -> Result<String> {
     job.validate()?;
+    conn.check_replicas(queue)?;
     let q = conn.bullmq_queue(queue).await?;
     let added = q.add(&job.name, &job.data).options(job.to_bullmq()).await?;
+    conn.confirm_replicated(queue).await?;
     Ok(added.id().to_string())
 }
 
@@ -242,6 +244,7 @@ pub async fn enqueue_bulk(
     }
     // The queue's `meta` (version, events length) is written once per
     // process, as for single adds.
+    conn.check_replicas(queue)?;
     conn.bullmq_queue(queue).await?;
     let flows =
         jobs.iter()
@@ -251,6 +254,7 @@ pub async fn enqueue_bulk(
             })
             .collect::<Result<Vec<_>>>()?;
     let added = conn.flow_producer()?.add_bulk(flows).await?;
+    conn.confirm_replicated(queue).await?;
     Ok(added.iter().map(|node| node.job.id().to_string()).collect())
 }
 

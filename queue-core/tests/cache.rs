@@ -8,8 +8,8 @@ mod support;
 
 use std::time::Duration;
 
+use queue_core::ErrorKind;
 use queue_core::cache::{self, Cached, SwapReport};
-use queue_core::{Connection, ErrorKind, RedisConfig};
 use support::*;
 use testkit::{RedisCluster, RedisServer};
 
@@ -106,16 +106,7 @@ async fn reserved_keys_are_refused_before_anything_is_written() {
 #[tokio::test]
 async fn a_swap_on_a_cluster_is_refused_clearly() {
     let cluster = RedisCluster::start(3).await;
-    let conn = Connection::connect(
-        RedisConfig {
-            cluster_nodes: cluster.urls(),
-            ..RedisConfig::default()
-        }
-        .resolve()
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let conn = connect_cluster(&cluster).await;
     let err = cache::swap(&conn, "t", &entries(&["cache:a", "cache:b"], 1), TTL)
         .await
         .unwrap_err();

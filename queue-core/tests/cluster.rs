@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use queue_core::inspect::{self, Order};
-use queue_core::{
-    Connection, Consumer, ConsumerOptions, Disposition, JobState, QueueDiscovery, RedisConfig,
-};
+use queue_core::{Consumer, ConsumerOptions, Disposition, JobState, QueueDiscovery};
 use serde_json::json;
 use support::*;
 use testkit::{Check, RedisCluster, wait_until};
@@ -19,16 +17,7 @@ use testkit::{Check, RedisCluster, wait_until};
 #[tokio::test]
 async fn queues_work_across_a_cluster() {
     let cluster = RedisCluster::start(3).await;
-    let conn = Connection::connect(
-        RedisConfig {
-            cluster_nodes: cluster.urls(),
-            ..RedisConfig::default()
-        }
-        .resolve()
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let conn = connect_cluster(&cluster).await;
     // Hash-tagged names keep each queue in one slot; different tags land on
     // different masters.
     let names = [
@@ -123,5 +112,60 @@ async fn queues_work_across_a_cluster() {
         .unwrap();
     assert_eq!(detail.state, Some(JobState::Completed));
     assert_eq!(detail.record.returnvalue, Some(json!({ "j": 0 })));
+    consumer.close(Duration::from_secs(5)).await;
+}
+
+/// BullMQ's Node client on the same cluster, with the same hash-tagged
+/// names: jobs Drover adds, a Node worker runs; jobs Node adds, a Drover
+/// consumer runs.
+#[tokio::test]
+async fn node_and_drover_share_tagged_queues_on_a_cluster() {
+    let cluster = RedisCluster::start(3).await;
+    let conn = connect_cluster(&cluster).await;
+    let (to_node, to_drover) = (queue("{to-node}"), queue("{to-drover}"));
+    for i in 0..5 {
+        add(&conn, &to_node, "from-drover", json!({ "i": i }), json!({})).await;
+    }
+    let ports: Vec<u16> = cluster.nodes().iter().map(|n| n.port()).collect();
+    let out = testkit::node::run(
+        "cluster.mjs",
+        &cluster.urls()[0],
+        &json!({"nodes": ports, "addTo": "{to-drover}", "count": 5, "work": "{to-node}", "expect": 5}),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(out["processed"].as_array().unwrap().len(), 5, "{out}");
+    assert_eq!(out["added"].as_array().unwrap().len(), 5, "{out}");
+
+    let consumer = Consumer::start(
+        &conn,
+        ConsumerOptions {
+            drain_delay: Duration::from_secs(1),
+            ..ConsumerOptions::new(to_drover.clone(), 2)
+        },
+        Arc::new(FnProcessor(|job: queue_core::ActiveJob| {
+            let data = job.data().clone();
+            Box::pin(async move { Disposition::Complete(data) })
+                as futures::future::BoxFuture<'static, Disposition>
+        })),
+        Arc::new(Recorder::default()),
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "Node's jobs completed by Drover",
+        Duration::from_secs(30),
+        || async {
+            let c = inspect::queue_counts(&conn, &[to_drover.clone(), to_node.clone()])
+                .await
+                .unwrap();
+            if c[0].1.completed == 5 && c[1].1.completed == 5 {
+                Check::Done(())
+            } else {
+                Check::NotYet(format!("{c:?}"))
+            }
+        },
+    )
+    .await;
     consumer.close(Duration::from_secs(5)).await;
 }

@@ -322,11 +322,34 @@ async fn cancel_stops_dispatching_and_timeouts_fail_the_run() {
 
 #[tokio::test]
 async fn two_orchestrators_on_postgres_never_dispatch_a_step_twice() {
+    two_orchestrators_share_runs(false).await;
+}
+
+/// The same through PgBouncer in transaction mode (`[store]
+/// transaction_pooling`): the engine's transactions, row locks and
+/// statements hold there too.
+#[tokio::test]
+async fn two_orchestrators_through_pgbouncer_never_dispatch_a_step_twice() {
+    two_orchestrators_share_runs(true).await;
+}
+
+async fn two_orchestrators_share_runs(through_pgbouncer: bool) {
     let server = RedisServer::start().await;
     let conn = connect(&server).await;
     let db = TestDatabase::create().await;
+    let bouncer = if through_pgbouncer {
+        Some(testkit::PgBouncer::start(2).await)
+    } else {
+        None
+    };
     let settings = StoreConfig {
-        url: Some(db.url.clone()),
+        url: Some(
+            bouncer
+                .as_ref()
+                .map_or_else(|| db.url.clone(), |b| b.url_for(&db.url)),
+        ),
+        transaction_pooling: through_pgbouncer,
+        migrate_url: through_pgbouncer.then(|| db.url.clone()),
         ..StoreConfig::default()
     }
     .resolve(std::path::Path::new("."))

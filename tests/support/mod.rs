@@ -1,7 +1,9 @@
 //! Running the real `drover` binary from tests.
 #![allow(dead_code)] // each test binary uses a subset
 #![allow(unreachable_pub)] // shared between test files, not exported
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail by panicking
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)] // test helpers fail by panicking
+
+pub mod load;
 
 pub mod sink;
 pub mod stack;
@@ -46,6 +48,7 @@ impl Drover {
             .env_remove("DROVER_REDIS_CLUSTER_NODES")
             .env_remove("RUST_LOG")
             .env_remove("DATABASE_URL")
+            .env_remove("DROVER_MIGRATE_URL")
             .env_remove("DROVER_API_ADDR")
             .env("DROVER_DATA_DIR", self.dir.path().join("data"))
             .env("NO_COLOR", "1");

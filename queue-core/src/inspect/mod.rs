@@ -11,7 +11,7 @@ mod estimate;
 mod latency;
 mod pages;
 mod server;
-mod slots;
+pub(crate) mod slots;
 mod throughput;
 
 use serde::Serialize;

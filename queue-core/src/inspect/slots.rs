@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use bullmq::QueueKeys;
-use redis::{Pipeline, Value};
+use redis::{Cmd, Pipeline, Value};
 
 use crate::connection::Connection;
 use crate::error::{QueueError, Result};
@@ -79,6 +79,52 @@ where
         let mut rest = values.into_iter();
         for (i, n) in members.into_iter().zip(counts) {
             out[i] = rest.by_ref().take(n).collect();
+        }
+    }
+    Ok(out)
+}
+
+/// Runs single-key commands, each given with its key, in one round trip:
+/// on a cluster one pipeline per slot (concurrently), so commands on keys
+/// of different queues or of Drover's own namespace may be mixed. Returns
+/// the replies in the order of `commands`.
+pub(crate) async fn per_key(conn: &Connection, commands: Vec<(String, Cmd)>) -> Result<Vec<Value>> {
+    let mut groups: BTreeMap<u16, Vec<(usize, Cmd)>> = BTreeMap::new();
+    for (i, (key, cmd)) in commands.into_iter().enumerate() {
+        let slot = if conn.is_cluster() {
+            keys::cluster_slot(&key)
+        } else {
+            0
+        };
+        groups.entry(slot).or_default().push((i, cmd));
+    }
+    let total = groups.values().map(Vec::len).sum();
+    let requests = groups.into_values().map(|members| {
+        let mut pipe = redis::pipe();
+        let order: Vec<usize> = members
+            .into_iter()
+            .map(|(i, cmd)| {
+                pipe.add_command(cmd);
+                i
+            })
+            .collect();
+        let mut redis = conn.redis();
+        async move {
+            let values: Vec<Value> = pipe.query_async(&mut redis).await?;
+            if values.len() != order.len() {
+                return Err(QueueError::Protocol(format!(
+                    "expected {} replies from a pipeline, got {}",
+                    order.len(),
+                    values.len()
+                )));
+            }
+            Ok::<_, QueueError>(order.into_iter().zip(values))
+        }
+    });
+    let mut out = vec![Value::Nil; total];
+    for group in futures::future::join_all(requests).await {
+        for (i, value) in group? {
+            out[i] = value;
         }
     }
     Ok(out)

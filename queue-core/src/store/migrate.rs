@@ -43,17 +43,39 @@ impl Store {
     /// newer Drover migrated it) are left alone, so an older instance can
     /// still start during a rolling upgrade; an applied migration whose
     /// file changed since is an error.
+    ///
+    /// Through a pooler in transaction mode (`[store] transaction_pooling`)
+    /// migrations run on a connection of their own to `[store]
+    /// migrate_url`, straight to PostgreSQL: the advisory lock that keeps
+    /// instances from migrating at once lives as long as a session, which
+    /// such a pooler does not keep.
     pub async fn migrate(&self) -> Result<Vec<i64>> {
         let migrator = migrator(self.backend);
-        let mut conn = self.pool().acquire().await?;
+        let mut direct;
+        let mut pooled;
+        let conn: &mut AnyConnection = if self.transaction_pooling {
+            let Some(url) = &self.migrate_url else {
+                return Err(QueueError::InvalidStoreConfig(
+                    "[store] transaction_pooling is on, and migrations cannot run through a \
+                     pooler in transaction mode (they hold a session-level lock): set [store] \
+                     migrate_url (env DROVER_MIGRATE_URL) to a direct PostgreSQL URL"
+                        .into(),
+                ));
+            };
+            direct = AnyConnection::connect(url).await?;
+            &mut direct
+        } else {
+            pooled = self.pool.acquire().await?;
+            pooled.close_on_drop();
+            &mut pooled
+        };
         let applied = match self.backend {
             StoreBackend::Postgres => {
                 // If anything below fails, PostgreSQL keeps the advisory
-                // lock for as long as this session lives; never hand the
-                // session back to the pool.
-                conn.close_on_drop();
+                // lock for as long as this session lives; the session is
+                // never handed back to the pool (`close_on_drop` above).
                 conn.lock().await?;
-                let applied = apply_pending(&mut conn, migrator).await;
+                let applied = apply_pending(conn, migrator).await;
                 let unlocked = conn.unlock().await;
                 let applied = applied?;
                 unlocked?;
@@ -81,9 +103,12 @@ impl Store {
     /// (where every version is pending).
     pub async fn pending_migrations(&self) -> Result<Vec<i64>> {
         let migrator = migrator(self.backend);
-        let mut conn = self.pool().acquire().await?;
-        let applied: Vec<i64> = if history_exists(&mut conn, self.backend).await? {
-            conn.list_applied_migrations()
+        // In a transaction, so that through a pooler in transaction mode
+        // sqlx's prepared statements stay on one server connection (see
+        // `pinned.rs`); it only reads.
+        let mut tx = self.begin_read().await?;
+        let applied: Vec<i64> = if history_exists(&mut tx, self.backend).await? {
+            tx.list_applied_migrations()
                 .await?
                 .into_iter()
                 .map(|m| m.version)
@@ -91,6 +116,7 @@ impl Store {
         } else {
             Vec::new()
         };
+        tx.rollback().await?;
         Ok(embedded_versions(migrator)
             .filter(|v| !applied.contains(v))
             .collect())

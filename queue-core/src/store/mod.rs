@@ -15,6 +15,7 @@
 mod api_keys;
 mod audit;
 mod migrate;
+mod pinned;
 mod schedules;
 mod scope;
 mod sessions;
@@ -45,6 +46,10 @@ pub use workflows::{
 pub struct Store {
     pool: AnyPool,
     backend: StoreBackend,
+    /// PostgreSQL behind a pooler in transaction mode (see `pinned.rs`).
+    transaction_pooling: bool,
+    /// A direct URL for migrations when going through such a pooler.
+    migrate_url: Option<String>,
 }
 
 /// How the pool is used right now, for readiness and metrics.
@@ -82,7 +87,10 @@ impl Store {
         }
         let mut pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections())
-            .acquire_timeout(settings.acquire_timeout());
+            .min_connections(settings.min_connections())
+            .acquire_timeout(settings.acquire_timeout())
+            .idle_timeout(settings.idle_timeout())
+            .max_lifetime(settings.max_lifetime());
         if settings.backend() == StoreBackend::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -98,6 +106,8 @@ impl Store {
         Ok(Self {
             pool,
             backend: settings.backend(),
+            transaction_pooling: settings.transaction_pooling(),
+            migrate_url: settings.migrate_url().map(str::to_owned),
         })
     }
 
@@ -109,7 +119,7 @@ impl Store {
     /// One `SELECT 1` round trip, timed.
     pub async fn ping(&self) -> Result<Duration> {
         let started = Instant::now();
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
         Ok(started.elapsed())
     }
 
@@ -135,12 +145,38 @@ impl Store {
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
             StoreBackend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            StoreBackend::Postgres => self.pool.begin().await?,
+            StoreBackend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                if self.transaction_pooling {
+                    // Names other clients left on this server connection
+                    // would collide with sqlx's (see `pinned.rs`).
+                    (&mut *tx).execute("DEALLOCATE ALL").await?;
+                }
+                tx
+            }
         })
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A transaction that only reads (deferred on SQLite; on PostgreSQL
+    /// through a pooler, started as `begin_write` starts one).
+    pub(crate) async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            StoreBackend::Sqlite => Ok(self.pool.begin().await?),
+            StoreBackend::Postgres => self.begin_write().await,
+        }
+    }
+
+    /// What the store's queries run on (see `pinned.rs`).
+    pub(crate) fn pool(&self) -> pinned::StoreExecutor<'_> {
+        pinned::StoreExecutor {
+            pool: &self.pool,
+            transaction_pooling: self.transaction_pooling,
+        }
+    }
+
+    /// Whether the store goes through a pooler in transaction mode.
+    pub fn transaction_pooling(&self) -> bool {
+        self.transaction_pooling
     }
 }
 

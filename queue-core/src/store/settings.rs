@@ -26,8 +26,29 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// Most connections in the pool (at least 1).
     pub max_connections: u32,
+    /// Connections the pool keeps open even when idle (at most
+    /// `max_connections`).
+    pub min_connections: u32,
     /// How long a query waits for a free pooled connection, in ms.
     pub acquire_timeout_ms: u64,
+    /// An idle connection above `min_connections` is closed after this
+    /// long, in ms; 0 keeps them.
+    pub idle_timeout_ms: u64,
+    /// Any connection is closed and replaced after this long, in ms (so a
+    /// failed-over or rebalanced database is picked up); 0 keeps them.
+    pub max_lifetime_ms: u64,
+    /// PostgreSQL's `statement_timeout` for every statement of the store,
+    /// in ms; 0 (the default) leaves the server's. Sent at connect time,
+    /// so not with `transaction_pooling` (set it on the role there:
+    /// `ALTER ROLE drover SET statement_timeout = '5s'`).
+    pub statement_timeout_ms: u64,
+    /// The URL is a pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`): no prepared statement or other session
+    /// state is kept beyond a transaction.
+    pub transaction_pooling: bool,
+    /// With `transaction_pooling`: a direct PostgreSQL URL for migrations,
+    /// which hold a session-level lock. Env: `DROVER_MIGRATE_URL`.
+    pub migrate_url: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -35,7 +56,13 @@ impl Default for StoreConfig {
         Self {
             url: None,
             max_connections: 10,
+            min_connections: 0,
             acquire_timeout_ms: 5_000,
+            idle_timeout_ms: 600_000,
+            max_lifetime_ms: 1_800_000,
+            statement_timeout_ms: 0,
+            transaction_pooling: false,
+            migrate_url: None,
         }
     }
 }
@@ -46,7 +73,13 @@ impl fmt::Debug for StoreConfig {
         f.debug_struct("StoreConfig")
             .field("url", &self.url.as_deref().map(redact_url))
             .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
             .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("max_lifetime_ms", &self.max_lifetime_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("transaction_pooling", &self.transaction_pooling)
+            .field("migrate_url", &self.migrate_url.as_deref().map(redact_url))
             .finish()
     }
 }
@@ -76,7 +109,13 @@ pub struct StoreSettings {
     url: String,
     backend: StoreBackend,
     max_connections: u32,
+    min_connections: u32,
     acquire_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    statement_timeout_ms: u64,
+    transaction_pooling: bool,
+    migrate_url: Option<String>,
 }
 
 impl fmt::Debug for StoreSettings {
@@ -85,7 +124,13 @@ impl fmt::Debug for StoreSettings {
             .field("url", &self.describe())
             .field("backend", &self.backend)
             .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("transaction_pooling", &self.transaction_pooling)
+            .field("migrate_url", &self.migrate_url.as_deref().map(redact_url))
             .finish()
     }
 }
@@ -100,6 +145,12 @@ impl StoreConfig {
         }
         if self.acquire_timeout_ms == 0 {
             return invalid("[store] acquire_timeout_ms must be at least 1".into());
+        }
+        if self.min_connections > self.max_connections {
+            return invalid(format!(
+                "[store] min_connections ({}) must not exceed max_connections ({})",
+                self.min_connections, self.max_connections
+            ));
         }
         let url = match &self.url {
             Some(url) => url.clone(),
@@ -136,11 +187,52 @@ impl StoreConfig {
                  connections and is lost at exit; name a file, e.g. sqlite:/var/lib/drover/drover.db"
             ));
         }
+        let postgres_only = |what: &str| {
+            invalid(format!(
+                "[store] {what} applies to PostgreSQL only, and the store is SQLite"
+            ))
+        };
+        if backend == StoreBackend::Sqlite {
+            if self.transaction_pooling {
+                return postgres_only("transaction_pooling");
+            }
+            if self.statement_timeout_ms > 0 {
+                return postgres_only("statement_timeout_ms");
+            }
+        }
+        if self.transaction_pooling && self.statement_timeout_ms > 0 {
+            return invalid(
+                "[store] statement_timeout_ms is sent when a connection opens, which a pooler in \
+                 transaction mode does not pass on; set it on the role instead \
+                 (ALTER ROLE ... SET statement_timeout = '5s')"
+                    .into(),
+            );
+        }
+        if let Some(migrate) = &self.migrate_url {
+            if !self.transaction_pooling {
+                return invalid("[store] migrate_url is used only with transaction_pooling".into());
+            }
+            if !(migrate.starts_with("postgres://") || migrate.starts_with("postgresql://"))
+                || PgConnectOptions::from_str(migrate).is_err()
+            {
+                return invalid(format!(
+                    "[store] migrate_url {} must be a postgres:// URL",
+                    redact_url(migrate)
+                ));
+            }
+        }
+        let optional_ms = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
         Ok(StoreSettings {
             url,
             backend,
             max_connections: self.max_connections,
+            min_connections: self.min_connections,
             acquire_timeout: Duration::from_millis(self.acquire_timeout_ms),
+            idle_timeout: optional_ms(self.idle_timeout_ms),
+            max_lifetime: optional_ms(self.max_lifetime_ms),
+            statement_timeout_ms: self.statement_timeout_ms,
+            transaction_pooling: self.transaction_pooling,
+            migrate_url: self.migrate_url.clone(),
         })
     }
 }
@@ -167,6 +259,31 @@ impl StoreSettings {
         self.acquire_timeout
     }
 
+    /// Connections kept open when idle.
+    pub fn min_connections(&self) -> u32 {
+        self.min_connections
+    }
+
+    /// When an idle connection is closed (`None`: never).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// When any connection is replaced (`None`: never).
+    pub fn max_lifetime(&self) -> Option<Duration> {
+        self.max_lifetime
+    }
+
+    /// Whether the URL is a pooler in transaction mode.
+    pub fn transaction_pooling(&self) -> bool {
+        self.transaction_pooling
+    }
+
+    /// The direct URL migrations use with transaction pooling.
+    pub(crate) fn migrate_url(&self) -> Option<&str> {
+        self.migrate_url.as_deref()
+    }
+
     /// What to hand sqlx's `Any` driver, and for SQLite the file (absolute)
     /// whose directory must exist first.
     ///
@@ -181,7 +298,24 @@ impl StoreSettings {
         };
         match self.backend {
             StoreBackend::Postgres => {
-                let options = AnyConnectOptions::from_str(&self.url).map_err(|e| invalid(&e))?;
+                let mut extra = Vec::new();
+                if self.transaction_pooling {
+                    // See `pinned.rs`.
+                    extra.push("statement-cache-capacity=0".to_owned());
+                }
+                if self.statement_timeout_ms > 0 {
+                    // `options=-c statement_timeout=<ms>`, percent-encoded.
+                    extra.push(format!(
+                        "options=-c%20statement_timeout%3D{}",
+                        self.statement_timeout_ms
+                    ));
+                }
+                let mut url = self.url.clone();
+                for param in extra {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&param);
+                }
+                let options = AnyConnectOptions::from_str(&url).map_err(|e| invalid(&e))?;
                 Ok((options, None))
             }
             StoreBackend::Sqlite => {
@@ -353,6 +487,83 @@ mod tests {
             ..StoreConfig::default()
         };
         assert!(zero_wait.resolve(Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn pool_settings_are_checked() {
+        let pg = "postgres://db.internal/drover";
+        let config = StoreConfig {
+            min_connections: 2,
+            idle_timeout_ms: 0,
+            transaction_pooling: true,
+            migrate_url: Some("postgres://db-direct.internal/drover".into()),
+            ..with_url(pg)
+        };
+        let settings = config.resolve(Path::new(".")).unwrap();
+        assert_eq!(settings.min_connections(), 2);
+        assert_eq!(settings.idle_timeout(), None);
+        assert_eq!(settings.max_lifetime(), Some(Duration::from_secs(1800)));
+        assert!(settings.transaction_pooling());
+        let (options, _) = settings.connect_options().unwrap();
+        assert!(
+            options
+                .database_url
+                .as_str()
+                .contains("statement-cache-capacity=0"),
+            "{}",
+            options.database_url
+        );
+        let refused = [
+            StoreConfig {
+                min_connections: 11,
+                ..with_url(pg)
+            },
+            StoreConfig {
+                transaction_pooling: true,
+                ..with_url("sqlite:x.db")
+            },
+            StoreConfig {
+                statement_timeout_ms: 100,
+                ..with_url("sqlite:x.db")
+            },
+            StoreConfig {
+                statement_timeout_ms: 100,
+                transaction_pooling: true,
+                ..with_url(pg)
+            },
+            StoreConfig {
+                migrate_url: Some(pg.into()),
+                ..with_url(pg)
+            },
+            StoreConfig {
+                transaction_pooling: true,
+                migrate_url: Some("mysql://x/y".into()),
+                ..with_url(pg)
+            },
+        ];
+        for config in refused {
+            let err = config.resolve(Path::new(".")).unwrap_err();
+            assert!(
+                matches!(err, QueueError::InvalidStoreConfig(_)),
+                "{config:?}: {err}"
+            );
+        }
+        let timed = StoreConfig {
+            statement_timeout_ms: 250,
+            ..with_url(pg)
+        };
+        let (options, _) = timed
+            .resolve(Path::new("."))
+            .unwrap()
+            .connect_options()
+            .unwrap();
+        let parsed = PgConnectOptions::from_url(&options.database_url).unwrap();
+        assert_eq!(
+            parsed.get_options(),
+            Some("-c statement_timeout=250"),
+            "{}",
+            options.database_url
+        );
     }
 
     #[test]

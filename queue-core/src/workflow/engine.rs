@@ -225,12 +225,16 @@ async fn outcomes(
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let mut pipe = redis::pipe();
+    // Job keys of several queues and Drover's checkpoint keys: on a
+    // cluster they lie in different slots, so one pipeline per slot.
+    let mut commands = Vec::with_capacity(steps.len() * 4);
     for s in steps {
         let queue = QueueName::new(s.queue.as_str())?;
         let k = keys::queue(conn.prefix(), &queue);
         let id = s.job_id.clone().unwrap_or_default();
-        pipe.cmd("HMGET").arg(k.job_key(&id)).arg(
+        let job_key = k.job_key(&id);
+        let mut hmget = redis::cmd("HMGET");
+        hmget.arg(&job_key).arg(
             &[
                 "timestamp",
                 "finishedOn",
@@ -239,17 +243,18 @@ async fn outcomes(
                 "attemptsMade",
             ][..],
         );
-        pipe.zscore(k.completed(), &id);
-        pipe.zscore(k.failed(), &id);
-        pipe.get(keys::workflow_checkpoint(
-            conn.prefix(),
-            run,
-            &s.step,
-            s.item,
-        ));
+        commands.push((job_key, hmget));
+        for set in [k.completed(), k.failed()] {
+            let mut zscore = redis::cmd("ZSCORE");
+            zscore.arg(&set).arg(&id);
+            commands.push((set, zscore));
+        }
+        let checkpoint = keys::workflow_checkpoint(conn.prefix(), run, &s.step, s.item);
+        let mut get = redis::cmd("GET");
+        get.arg(&checkpoint);
+        commands.push((checkpoint, get));
     }
-    let mut redis = conn.redis();
-    let raw: Vec<redis::Value> = pipe.query_async(&mut redis).await?;
+    let raw = crate::inspect::slots::per_key(conn, commands).await?;
     let mut out = Vec::with_capacity(steps.len());
     for chunk in raw.chunks(4) {
         let fields: Vec<Option<String>> = redis::from_redis_value(chunk[0].clone())?;

@@ -8,7 +8,7 @@ use std::path::Path;
 use queue_core::store::{Store, StoreBackend, StoreConfig, StoreSettings};
 use sqlx::AnyPool;
 use tempfile::TempDir;
-use testkit::TestDatabase;
+use testkit::{PgBouncer, TestDatabase};
 
 /// One empty database on one engine; dropped by `finish`, or when a failed
 /// test drops it.
@@ -18,6 +18,7 @@ pub struct Engine {
     pub raw_url: String,
     _dir: Option<TempDir>,
     db: Option<TestDatabase>,
+    _bouncer: Option<PgBouncer>,
 }
 
 impl Engine {
@@ -39,6 +40,7 @@ impl Engine {
             raw_url: format!("sqlite://{}", data_dir.join("drover.db").display()),
             _dir: Some(dir),
             db: None,
+            _bouncer: None,
         }
     }
 
@@ -60,6 +62,34 @@ impl Engine {
             raw_url: db.url.clone(),
             _dir: None,
             db: Some(db),
+            _bouncer: None,
+        }
+    }
+
+    /// PostgreSQL through PgBouncer in transaction pool mode, with 2
+    /// server connections for the store's 10 (`[store]
+    /// transaction_pooling`, migrations over the direct URL).
+    pub async fn pgbouncer() -> Self {
+        Self::pgbouncer_with(StoreConfig::default()).await
+    }
+
+    pub async fn pgbouncer_with(config: StoreConfig) -> Self {
+        let db = TestDatabase::create().await;
+        let bouncer = PgBouncer::start(2).await;
+        let settings = StoreConfig {
+            url: Some(bouncer.url_for(&db.url)),
+            transaction_pooling: true,
+            migrate_url: Some(db.url.clone()),
+            ..config
+        }
+        .resolve(Path::new("unused"))
+        .unwrap();
+        Self {
+            settings,
+            raw_url: db.url.clone(),
+            _dir: None,
+            db: Some(db),
+            _bouncer: Some(bouncer),
         }
     }
 
@@ -88,8 +118,9 @@ impl Engine {
     }
 }
 
-/// For each named `async fn(&Engine)`, a module of two tests: `sqlite` and
-/// `postgres`.
+/// For each named `async fn(&Engine)`, a module of three tests: `sqlite`,
+/// `postgres`, and `pgbouncer` (PostgreSQL through PgBouncer in
+/// transaction mode).
 macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -103,6 +134,13 @@ macro_rules! on_both_engines {
             #[tokio::test]
             async fn postgres() {
                 let engine = super::Engine::postgres().await;
+                super::$name(&engine).await;
+                engine.finish().await;
+            }
+
+            #[tokio::test]
+            async fn pgbouncer() {
+                let engine = super::Engine::pgbouncer().await;
                 super::$name(&engine).await;
                 engine.finish().await;
             }

@@ -12,10 +12,10 @@ use futures::future::BoxFuture;
 use queue_core::producer::{self, JobOptions, NewJob};
 use queue_core::{
     ActiveJob, Connection, ConsumerEvent, ConsumerObserver, Disposition, Processor, QueueName,
-    RedisSettings, SettledJob, Settlement,
+    RedisConfig, RedisSettings, SettledJob, Settlement,
 };
 use serde_json::Value;
-use testkit::RedisServer;
+use testkit::{RedisCluster, RedisServer};
 
 /// A processor from a closure.
 pub struct FnProcessor<F>(pub F);
@@ -52,6 +52,17 @@ impl Recorder {
     pub fn settlements(&self) -> Vec<(String, Settlement)> {
         self.settled.lock().unwrap().clone()
     }
+}
+
+/// A connection to a test cluster, seeded with every node.
+pub async fn connect_cluster(cluster: &RedisCluster) -> Connection {
+    let settings = RedisConfig {
+        cluster_nodes: cluster.urls(),
+        ..RedisConfig::default()
+    }
+    .resolve()
+    .unwrap();
+    Connection::connect(settings).await.unwrap()
 }
 
 pub async fn connect(server: &RedisServer) -> Connection {

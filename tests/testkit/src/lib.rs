@@ -17,14 +17,18 @@ mod inspect;
 mod process;
 mod redis_cluster;
 mod redis_server;
+mod sentinel;
 mod wait;
 
 pub mod node;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 
+pub use pgbouncer::PgBouncer;
 pub use postgres::TestDatabase;
 pub use process::{ChildGuard, workspace_root};
-pub use redis_cluster::RedisCluster;
+pub use redis_cluster::{CLUSTER_NODE_TIMEOUT_MS, RedisCluster};
 pub use redis_server::RedisServer;
+pub use sentinel::{DOWN_AFTER_MS, SENTINEL_MASTER, SentinelGroup};
 pub use wait::{Check, wait_until};

@@ -141,7 +141,21 @@ fn spawn(port: u16, dir: &TempDir, extra_args: &[String]) -> ChildGuard {
     ChildGuard::new(format!("redis-server:{port}"), child)
 }
 
-fn free_port() -> u16 {
+/// Whether something answers PING on 127.0.0.1:`port` now.
+pub(crate) async fn answers(port: u16) -> bool {
+    let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return false;
+    };
+    redis::cmd("PING")
+        .query_async::<String>(&mut conn)
+        .await
+        .is_ok()
+}
+
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
