@@ -31,7 +31,19 @@ pub async fn fill(conn: &Connection, queue: &QueueName, n: u64) -> Result<Durati
 }
 
 /// `drover worker` on `queue` with the echo handler, 64 at once.
-pub fn worker_command(drover: &Path, url: &str, queue: &str) -> tokio::process::Command {
+pub fn worker_command(
+    drover: &Path,
+    url: &str,
+    queue: &str,
+    dir: &Path,
+) -> Result<tokio::process::Command> {
+    // Workers keep 10,000 completed jobs by default; the big queue needs
+    // every one of them kept.
+    let config = dir.join("keep-all.toml");
+    std::fs::write(
+        &config,
+        "[worker]\nremove_on_complete = false\nremove_on_fail = false\n",
+    )?;
     let mut cmd = tokio::process::Command::new(drover);
     cmd.args([
         "worker",
@@ -43,9 +55,9 @@ pub fn worker_command(drover: &Path, url: &str, queue: &str) -> tokio::process::
         "echo",
     ])
     .env("REDIS_URL", url)
-    .env_remove("DROVER_CONFIG")
+    .env("DROVER_CONFIG", &config)
     .env_remove("RUST_LOG");
-    cmd
+    Ok(cmd)
 }
 
 async fn redis_conn(url: &str) -> Result<redis::aio::MultiplexedConnection> {

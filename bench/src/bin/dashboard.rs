@@ -117,7 +117,7 @@ async fn run(args: Args) -> Result<()> {
     let took = big_queue::fill(&conn, &queue, args.jobs).await?;
     println!("  added {} jobs in {:.1} s", args.jobs, took.as_secs_f64());
     let mut worker = WorkerProcess::spawn(
-        big_queue::worker_command(&drover, &url, QUEUE),
+        big_queue::worker_command(&drover, &url, QUEUE, logs.path())?,
         &logs.path().join("worker.log"),
     )?;
     let started = Instant::now();
