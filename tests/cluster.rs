@@ -70,20 +70,27 @@ async fn killing_a_master_under_load_loses_no_acknowledged_job() {
     let killed_at = Instant::now();
     let (acked_at_kill, refused_at_kill) = (load.acked(), load.refused());
 
-    // The victim's replica is promoted: three masters again, without it.
-    let masters = wait_until("a replica promoted", Duration::from_secs(30), || async {
+    // The victim's replica is promoted: three masters again, without it,
+    // and the node asked has learnt (by gossip) who owns the slot now.
+    let new_master = wait_until("a replica promoted", Duration::from_secs(30), || async {
         let masters = cluster.masters().await;
-        if masters.len() == 3 && !masters.contains(&victim) {
-            Check::Done(masters)
+        if masters.len() != 3 || masters.contains(&victim) {
+            return Check::NotYet(format!("masters {masters:?}"));
+        }
+        let owner = cluster
+            .master_for_key(masters[0], &format!("bull:{}:id", QUEUES[0]))
+            .await;
+        if owner == victim {
+            Check::NotYet(format!(
+                "masters {masters:?}; node {} still names the victim",
+                masters[0]
+            ))
         } else {
-            Check::NotYet(format!("masters {masters:?}"))
+            Check::Done(owner)
         }
     })
     .await;
     let promoted_after = killed_at.elapsed();
-    let new_master = cluster
-        .master_for_key(masters[0], &format!("bull:{}:id", QUEUES[0]))
-        .await;
     assert_ne!(new_master, victim);
     // As an operator (or Kubernetes) would: the crashed node comes back,
     // as the replica of the promoted one, so its queues' adds can be
@@ -122,14 +129,14 @@ async fn killing_a_master_under_load_loses_no_acknowledged_job() {
         .get_async_connection()
         .await
         .unwrap();
-    let (completed, runs, unconfirmed) = stack
+    let (completed, runs, unconfirmed, stalled) = stack
         .assert_completed_once(&conn, &acked, &client, &drover)
         .await;
     eprintln!(
         "cluster failover: {} acknowledged ({acked_at_kill} before SIGKILL, {} after), {} refused \
          ({} after the kill); replica promoted {:.2}s after the kill; first add sent to a moved \
          queue after the kill acknowledged {:.2}s after it; {completed} completed, {runs} handler completions \
-         ({unconfirmed} logged as not written)",
+         ({unconfirmed} logged as not written, {stalled} stalled-job recoveries)",
         acked.len(),
         acked.len() - acked_at_kill,
         refused,

@@ -67,7 +67,7 @@ async fn a_sentinel_failover_under_load_loses_no_acknowledged_job() {
         .unwrap();
 
     let conn = group.servers()[new].conn().await;
-    let (completed, runs, unconfirmed) = stack
+    let (completed, runs, unconfirmed, stalled) = stack
         .assert_completed_once(&conn, &acked, &client, &drover)
         .await;
     // No restart (checked above): the processes that started before the
@@ -85,7 +85,7 @@ async fn a_sentinel_failover_under_load_loses_no_acknowledged_job() {
         "sentinel failover: {} acknowledged ({acked_at_kill} before SIGKILL, {} after), {} refused \
          ({} after the kill); replica promoted {:.2}s after the kill; first add sent after the \
          kill acknowledged {:.2}s after it; {completed} completed, {runs} handler completions \
-         ({unconfirmed} logged as not written)",
+         ({unconfirmed} logged as not written, {stalled} stalled-job recoveries)",
         acked.len(),
         acked.len() - acked_at_kill,
         refused,

@@ -182,6 +182,19 @@ pub async fn completed_events<C>(conn: &C, acked: &[Acked]) -> BTreeMap<(String,
 where
     C: redis::aio::ConnectionLike + Clone + Send,
 {
+    event_counts(conn, acked, "completed").await
+}
+
+/// How many `event` entries each acknowledged job has in its queue's
+/// event stream (0 for a job with none).
+async fn event_counts<C>(
+    conn: &C,
+    acked: &[Acked],
+    event: &str,
+) -> BTreeMap<(String, String), usize>
+where
+    C: redis::aio::ConnectionLike + Clone + Send,
+{
     let queues: BTreeSet<&str> = acked.iter().map(|a| a.queue).collect();
     let mut counts = BTreeMap::new();
     for a in acked {
@@ -198,7 +211,7 @@ where
                 .await
                 .unwrap();
         for (_, fields) in entries {
-            if fields.get("event").map(String::as_str) != Some("completed") {
+            if fields.get("event").map(String::as_str) != Some(event) {
                 continue;
             }
             if let Some(n) = counts.get_mut(&(queue.to_string(), fields["jobId"].clone())) {
@@ -332,20 +345,28 @@ impl Stack {
 
     /// Waits until every acknowledged job is completed (read through
     /// `conn`), then asserts each was completed once by BullMQ (one
-    /// `completed` event), that the worker ran no job twice except where
-    /// it logged that a completion could not be written (the master died
-    /// under it: BullMQ's stalled-job check then runs the job again, the
-    /// at-least-once case), and that both processes still run (nothing was
-    /// restarted). Returns the completed jobs (which include jobs an add
-    /// wrote before failing unacknowledged), the handler runs the worker
-    /// counted, and the completions it logged as not written.
+    /// `completed` event), that the worker ran every job, and that both
+    /// processes still run (nothing was restarted); it reports extra runs.
+    ///
+    /// A job runs again (BullMQ's at-least-once case) when the worker could
+    /// not write its completion as the master died (it logs "failed to move
+    /// job to completed"); when the dying master confirmed the completion
+    /// but had not replicated it and the new master's stalled-job check
+    /// moves the job back (its event stream records `stalled`); and, unseen
+    /// by either, when the dying master confirmed a fetch and a completion
+    /// it had not replicated, so the new master hands the job out again.
+    ///
+    /// Returns the completed jobs (which include jobs an add wrote before
+    /// failing unacknowledged), the handler runs the worker counted, the
+    /// completions it logged as not written and the stalled recoveries of
+    /// acknowledged jobs.
     pub async fn assert_completed_once<C>(
         &mut self,
         conn: &C,
         acked: &[Acked],
         client: &reqwest::Client,
         drover: &super::Drover,
-    ) -> (usize, u64, usize)
+    ) -> (usize, u64, usize, usize)
     where
         C: redis::aio::ConnectionLike + Clone + Send,
     {
@@ -359,16 +380,28 @@ impl Stack {
             .lines()
             .filter(|l| l.contains("failed to move job to completed"))
             .count();
+        let stalled: usize = event_counts(conn, acked, "stalled").await.values().sum();
         assert!(
-            runs <= (completed + unconfirmed) as u64,
-            "the worker completed {runs} times for {completed} completed jobs, and logged only \
-             {unconfirmed} completions it could not write"
+            runs >= completed as u64,
+            "the worker counted {runs} runs for {completed} completed jobs"
         );
+        // Runs beyond the completed jobs that neither the worker's log nor
+        // the event stream explains: a fetch or completion the dying master
+        // confirmed but never replicated, so the new master hands the job
+        // out again. Asynchronous replication allows it (docs/scaling.md);
+        // it is reported, not asserted.
+        let unexplained = (runs - completed as u64).saturating_sub((unconfirmed + stalled) as u64);
+        if unexplained > 0 {
+            eprintln!(
+                "{unexplained} run(s) again with nothing logged: confirmed by the dying master, \
+                 never replicated"
+            );
+        }
         assert!(self.serve.try_wait().is_none(), "drover serve kept running");
         assert!(
             self.worker.try_wait().is_none(),
             "drover worker kept running"
         );
-        (completed, runs, unconfirmed)
+        (completed, runs, unconfirmed, stalled)
     }
 }
