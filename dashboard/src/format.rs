@@ -2,20 +2,12 @@
 //! durations, JSON (pretty and cut to a length), and path segments.
 
 use chrono::{DateTime, Utc};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
-
-/// Characters left as they are in a path segment: unreserved ones.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// `s` as one path segment (queue names and job ids may hold `/`, `?`,
 /// `#`, `{`, spaces or anything else).
 pub(crate) fn seg(s: &str) -> String {
-    utf8_percent_encode(s, SEGMENT).to_string()
+    queue_core::config::percent_encode(s)
 }
 
 /// `s` as a query value.

@@ -245,6 +245,19 @@ fn validate_url(url: &str) -> Result<()> {
     }
 }
 
+/// Characters RFC 3986 calls unreserved, left as they are.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `s` percent-encoded but for RFC 3986's unreserved characters: safe as
+/// one path segment or as the user or password of a URL.
+pub fn percent_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
 /// Hides the password (and user) of a `scheme://user:pass@host` URL.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -26,7 +26,7 @@ use tokio::net::{TcpStream, UnixListener, UnixStream};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::redact_url;
+use crate::config::{percent_encode, redact_url};
 use crate::error::{QueueError, Result};
 
 /// How often the Sentinels are asked who the master is.
@@ -441,18 +441,6 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use queue_core::inspect::{self, Order};
-use queue_core::{Consumer, ConsumerOptions, Disposition, JobState, QueueDiscovery};
+use queue_core::{
+    Connection, Consumer, ConsumerOptions, Disposition, JobState, QueueDiscovery, QueueName,
+};
 use serde_json::json;
 use support::*;
 use testkit::{Check, RedisCluster, wait_until};
@@ -78,21 +80,7 @@ async fn queues_work_across_a_cluster() {
     assert_eq!(page.total, 6);
     assert_eq!(page.jobs[0].data, json!({ "j": 0 }));
 
-    let consumer = Consumer::start(
-        &conn,
-        ConsumerOptions {
-            drain_delay: Duration::from_secs(1),
-            ..ConsumerOptions::new(queue("{zeta}"), 2)
-        },
-        Arc::new(FnProcessor(|job: queue_core::ActiveJob| {
-            let data = job.data().clone();
-            Box::pin(async move { Disposition::Complete(data) })
-                as futures::future::BoxFuture<'static, Disposition>
-        })),
-        Arc::new(Recorder::default()),
-    )
-    .await
-    .unwrap();
+    let consumer = echo_consumer(&conn, queue("{zeta}")).await;
     wait_until(
         "6 completed on the cluster",
         Duration::from_secs(20),
@@ -137,21 +125,7 @@ async fn node_and_drover_share_tagged_queues_on_a_cluster() {
     assert_eq!(out["processed"].as_array().unwrap().len(), 5, "{out}");
     assert_eq!(out["added"].as_array().unwrap().len(), 5, "{out}");
 
-    let consumer = Consumer::start(
-        &conn,
-        ConsumerOptions {
-            drain_delay: Duration::from_secs(1),
-            ..ConsumerOptions::new(to_drover.clone(), 2)
-        },
-        Arc::new(FnProcessor(|job: queue_core::ActiveJob| {
-            let data = job.data().clone();
-            Box::pin(async move { Disposition::Complete(data) })
-                as futures::future::BoxFuture<'static, Disposition>
-        })),
-        Arc::new(Recorder::default()),
-    )
-    .await
-    .unwrap();
+    let consumer = echo_consumer(&conn, to_drover.clone()).await;
     wait_until(
         "Node's jobs completed by Drover",
         Duration::from_secs(30),
@@ -168,4 +142,23 @@ async fn node_and_drover_share_tagged_queues_on_a_cluster() {
     )
     .await;
     consumer.close(Duration::from_secs(5)).await;
+}
+
+/// A consumer on `queue` (2 slots) that completes each job with its data.
+async fn echo_consumer(conn: &Connection, queue: QueueName) -> Consumer {
+    Consumer::start(
+        conn,
+        ConsumerOptions {
+            drain_delay: Duration::from_secs(1),
+            ..ConsumerOptions::new(queue, 2)
+        },
+        Arc::new(FnProcessor(|job: queue_core::ActiveJob| {
+            let data = job.data().clone();
+            Box::pin(async move { Disposition::Complete(data) })
+                as futures::future::BoxFuture<'static, Disposition>
+        })),
+        Arc::new(Recorder::default()),
+    )
+    .await
+    .unwrap()
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::BoxFuture;
-use queue_core::config::redact_url;
+use queue_core::config::{percent_encode, redact_url};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER, USER_AGENT};
 use serde::Deserialize;
@@ -225,7 +225,7 @@ impl Inner {
         let url = self
             .settings
             .url_template
-            .replace("{name}", &encode_path_segment(ctx.name()));
+            .replace("{name}", &percent_encode(ctx.name()));
         let shown = redact_url(&url);
         if let Admission::WaitUntil(at) = self.breakers.admit(&url, Instant::now()) {
             // Spread the resumed jobs over a second so they do not return
@@ -345,19 +345,6 @@ fn snippet(body: &[u8]) -> String {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode_path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,9 +352,9 @@ mod tests {
 
     #[test]
     fn names_are_encoded_for_paths() {
-        assert_eq!(encode_path_segment("send-email"), "send-email");
-        assert_eq!(encode_path_segment("a b/c?d"), "a%20b%2Fc%3Fd");
-        assert_eq!(encode_path_segment("é"), "%C3%A9");
+        assert_eq!(percent_encode("send-email"), "send-email");
+        assert_eq!(percent_encode("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(percent_encode("é"), "%C3%A9");
     }
 
     #[test]
