@@ -196,30 +196,17 @@ where
     C: redis::aio::ConnectionLike + Clone + Send,
 {
     let queues: BTreeSet<&str> = acked.iter().map(|a| a.queue).collect();
-    let mut counts = BTreeMap::new();
-    for a in acked {
-        counts.insert((a.queue.to_string(), a.id.clone()), 0);
-    }
-    let mut conn = conn.clone();
+    let mut per_queue = BTreeMap::new();
     for queue in queues {
-        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
-            redis::cmd("XRANGE")
-                .arg(format!("bull:{queue}:events"))
-                .arg("-")
-                .arg("+")
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-        for (_, fields) in entries {
-            if fields.get("event").map(String::as_str) != Some(event) {
-                continue;
-            }
-            if let Some(n) = counts.get_mut(&(queue.to_string(), fields["jobId"].clone())) {
-                *n += 1;
-            }
-        }
+        per_queue.insert(queue, super::event_counts_on(conn, queue, event).await);
     }
-    counts
+    acked
+        .iter()
+        .map(|a| {
+            let n = per_queue[a.queue].get(&a.id).copied().unwrap_or(0);
+            ((a.queue.to_string(), a.id.clone()), n)
+        })
+        .collect()
 }
 
 /// Waits until the worker serving metrics at `addr` counts `completed`

@@ -137,8 +137,27 @@ pub async fn event_counts(
     queue: &str,
     event: &str,
 ) -> std::collections::HashMap<String, usize> {
+    event_counts_on(&server.conn().await, queue, event).await
+}
+
+/// [`event_counts`] through any connection (a cluster's, say).
+pub async fn event_counts_on<C>(
+    conn: &C,
+    queue: &str,
+    event: &str,
+) -> std::collections::HashMap<String, usize>
+where
+    C: redis::aio::ConnectionLike + Clone + Send,
+{
+    let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(format!("bull:{queue}:events"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
     let mut counts = std::collections::HashMap::new();
-    for (_, e) in server.events(queue).await {
+    for (_, e) in entries {
         if e.get("event").map(String::as_str) == Some(event) {
             *counts.entry(e["jobId"].clone()).or_insert(0) += 1;
         }
